@@ -376,10 +376,11 @@ describe("sweep.json", () => {
     const bad = JSON.parse(JSON.stringify(syntheticSweep())) as SweepRecord;
     (bad.cells[3] as unknown as { steps: string }).steps = "four";
     expect(() => parseSweepRecord(bad, "s.json")).toThrow(
-      "s.json: not a valid sweep record: at cells.3.steps: Invalid input: expected number, received string",
+      's.json: field cells[3].steps is invalid (Invalid input: expected number, received string; value seen: "four"); ' +
+        "this is not a sweep record that framecost wrote: rerun `framecost sweep`",
     );
     expect(() => parseSweepRecord({ ...bad, schemaVersion: 2 }, "s.json")).toThrow(
-      /^s\.json: not a valid sweep record: at schemaVersion: Invalid input: expected 1/,
+      /^s\.json: field schemaVersion is invalid \(Invalid input: expected 1; value seen: 2\)/,
     );
   });
 });

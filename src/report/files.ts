@@ -1,25 +1,13 @@
 /**
- * File helpers for the report stage: atomic writes (temp name, then rename,
- * so a reader never sees half a file) and reading JSON records with one-line
- * errors that name the file.
+ * Reading JSON records with one-line errors that name the file and the first
+ * bad field (the same wording as the meter's RunRecord errors). Writes go
+ * through media's atomic writer: a temporary name, then a rename.
  */
-import { randomBytes } from "node:crypto";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
 import type { z } from "zod";
 import { UserError } from "../util/errors.ts";
 
-/** Writes `data` to `path` through a temporary sibling and a rename. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.tmp-${basename(path)}-${process.pid}-${randomBytes(4).toString("hex")}`);
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
+export { writeFileAtomic } from "../media/files.ts";
 
 /** Reads and parses a JSON file; a missing or malformed file is a UserError naming it. */
 export async function readJsonFile(path: string): Promise<unknown> {
@@ -39,11 +27,17 @@ export async function readJsonFile(path: string): Promise<unknown> {
   }
 }
 
-/** The first schema problem as one line: `at cells.3.steps: expected number, received string`. */
-export function firstIssue(error: z.ZodError): string {
+/** `field cells[3].steps is invalid (expected number; value seen: "four")` for the first zod issue. */
+export function firstIssue(error: z.ZodError, data: unknown): string {
   const issue = error.issues[0];
   if (!issue) return "invalid";
-  const where = issue.path.length > 0 ? `at ${issue.path.map(String).join(".")}: ` : "";
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : "";
-  return `${where}${issue.message}${more}`;
+  let where = "";
+  let v: unknown = data;
+  for (const p of issue.path) {
+    where += typeof p === "number" ? `[${p}]` : where === "" ? String(p) : `.${String(p)}`;
+    v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  }
+  const text = v === undefined ? "missing" : JSON.stringify(v);
+  const seen = text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return `field ${where || "(the top level)"} is invalid (${issue.message}; value seen: ${seen})`;
 }

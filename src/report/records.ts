@@ -1,54 +1,15 @@
 /**
- * What the report stage reads from a RunRecord, and the key figures it derives.
- *
- * PROVISIONAL: the RunRecord schema belongs to `src/meter/record.ts` (not
- * landed when this was written). Until then this is a loose view of the
- * agreed shape: only the fields the report reads are checked, everything else
- * passes through untouched. Swap `RunRecordSchema` for the meter's when it
- * lands; the rest of src/report/ uses only `RunRecord` and the helpers below.
+ * What the report stage reads from a RunRecord (schema: src/meter/record.ts)
+ * and the key figures it derives. Every FLOP count in a record is in FLOPs
+ * (1 multiply-accumulate = 2); `flopConvention` only says how to print them.
  */
-import { z } from "zod";
+import type { FlopConvention } from "../meter/flops.ts";
+import type { RunRecord } from "../meter/record.ts";
 
-const finite = z.number().refine(Number.isFinite, "must be a finite number");
-const count = z.number().int().nonnegative();
+export { conventionNote, conventionUnit, type FlopConvention, toConvention } from "../meter/flops.ts";
+export { type RunRecord, RunRecordSchema, validateRunRecord } from "../meter/record.ts";
 
-export const RunRecordSchema = z.looseObject({
-  schemaVersion: z.literal(1),
-  complete: z.boolean(),
-  backend: z.looseObject({ name: z.string(), reason: z.string() }),
-  model: z.looseObject({ name: z.string(), params: count, flopsPerNfe: finite }),
-  sampler: z.looseObject({ name: z.string(), steps: count, nfePerFrame: finite }),
-  video: z.looseObject({ frames: count, fps: finite, width: count, height: count }),
-  flopConvention: z.string(),
-  calibration: z.looseObject({ gemmGflops: finite }),
-  frames: z.array(z.looseObject({ index: count, wallMs: finite, nfe: count, steps: count, flops: finite })),
-  totals: z.looseObject({ frames: count, steps: count, nfe: count, flops: finite, wallMs: finite }),
-  throughput: z.looseObject({ gflops: finite, utilization: finite }),
-  memory: z.unknown(),
-  kernels: z.array(z.unknown()),
-  cost: z.unknown().optional(),
-  quality: z.unknown().optional(),
-});
-export type RunRecord = z.infer<typeof RunRecordSchema>;
-
-/** True when the record counts multiply-adds as one (MACs) rather than two FLOPs. */
-export function isMacConvention(convention: string): boolean {
-  return /mac/i.test(convention);
-}
-
-/** The unit word for a FLOP count under the record's convention. */
-export function flopUnit(convention: string): "FLOP" | "MAC" {
-  return isMacConvention(convention) ? "MAC" : "FLOP";
-}
-
-/** One phrase naming the convention, to sit next to any FLOP figure. */
-export function conventionNote(convention: string): string {
-  return isMacConvention(convention)
-    ? "MAC convention: 1 multiply-add = 1 MAC"
-    : "FLOP convention: 1 multiply-add = 2 FLOP";
-}
-
-/** Key figures of one run, derived from its totals (ratios, not new measurements). */
+/** Key figures of one run, derived from its totals (ratios of measured figures, not new measurements). */
 export interface RunFigures {
   wallMsPerFrame: number;
   wallMsPerNfe: number;
@@ -56,8 +17,9 @@ export interface RunFigures {
   nfePerFrame: number;
   gflops: number;
   utilization: number;
+  /** in FLOPs whatever the convention (convert with toConvention to print) */
   flopsPerNfe: number;
-  flopConvention: string;
+  flopConvention: FlopConvention;
   /** from the record's cost section when it has one; keys "local" or a GPU id */
   usdPerVideoMinute: Record<string, number>;
   /** numeric quality metrics when the record carries them */
@@ -76,7 +38,7 @@ export function runFigures(r: RunRecord): RunFigures {
     flopsPerNfe: r.model.flopsPerNfe,
     flopConvention: r.flopConvention,
     usdPerVideoMinute: usdFromCost(r.cost),
-    quality: numericLeaves(r.quality),
+    quality: numericLeaves((r as Record<string, unknown>).quality),
   };
 }
 

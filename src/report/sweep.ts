@@ -11,9 +11,9 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { UserError } from "../util/errors.ts";
+import { RuntimeFailure, UserError } from "../util/errors.ts";
 import { firstIssue, readJsonFile, writeFileAtomic } from "./files.ts";
-import { type RunRecord, RunRecordSchema } from "./records.ts";
+import { type RunRecord, RunRecordSchema, validateRunRecord } from "./records.ts";
 
 export const SWEEP_SCHEMA_VERSION = 1;
 
@@ -323,15 +323,23 @@ export function buildSweepRecord(input: SweepInput): SweepRecord {
     assumptions: input.assumptions ?? null,
   };
   const parsed = SweepRecordSchema.safeParse(record);
-  if (!parsed.success) throw new UserError(`sweep record is invalid: ${firstIssue(parsed.error)}`);
+  // the program built these cells: a failure here is a bug, not a user mistake
+  if (!parsed.success) {
+    throw new RuntimeFailure(
+      `internal error: the sweep record to be written has ${firstIssue(parsed.error, record)}`,
+    );
+  }
   return parsed.data;
 }
 
 /** Validates parsed JSON as a sweep record; `source` names the file in the error. */
 export function parseSweepRecord(data: unknown, source: string): SweepRecord {
   const parsed = SweepRecordSchema.safeParse(data);
-  if (!parsed.success)
-    throw new UserError(`${source}: not a valid sweep record: ${firstIssue(parsed.error)}`);
+  if (!parsed.success) {
+    throw new UserError(
+      `${source}: ${firstIssue(parsed.error, data)}; this is not a sweep record that framecost wrote: rerun \`framecost sweep\``,
+    );
+  }
   return parsed.data;
 }
 
@@ -343,9 +351,7 @@ export async function readSweepFile(path: string): Promise<SweepRecord> {
 export async function loadCellRecord(sweepPath: string, cell: SweepCell): Promise<RunRecord> {
   if (typeof cell.record !== "string") return cell.record;
   const path = resolve(dirname(sweepPath), cell.record);
-  const parsed = RunRecordSchema.safeParse(await readJsonFile(path));
-  if (!parsed.success) throw new UserError(`${path}: not a valid run record: ${firstIssue(parsed.error)}`);
-  return parsed.data;
+  return validateRunRecord(await readJsonFile(path), path);
 }
 
 /** Writes `sweep.json` and `sweep.csv` into `dir` (each through a temporary name). */
