@@ -1,6 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { sampleFrame } from "../src/diffusion/sample.ts";
+import { makeSampler } from "../src/diffusion/samplers/index.ts";
+import { makeSchedule } from "../src/diffusion/schedule.ts";
 import { tf } from "../src/engine/tf.ts";
 import { type KernelCounter, Meter, type NetworkFn, tfjsProfileCounter } from "../src/meter/meter.ts";
+import { Rng } from "../src/util/rng.ts";
 
 // x [N*D] -> [N, D]; dense D->H (+bias), sigmoid, multiply, softmax, dense H->D; FLOPs by hand below.
 const N = 8;
@@ -194,6 +198,37 @@ describe("Meter hooks: steps, NFEs, frames", () => {
       meter.onStep();
     }
     expect(meter.endFrame()).toMatchObject({ steps: 5, nfe: 10, calls: 5 });
+  });
+
+  it("the real sampling loop with Heun: steps via stepHook, 2n-1 NFEs, sampler FLOPs per frame", async () => {
+    const meter = new Meter({ countKernels: fakeCounter, tensorBytes: () => 0 });
+    const model = meter.wrap<null>(async (x) => new Float32Array(x.length).fill(0.1));
+    const sampler = makeSampler("heun", makeSchedule("cosine"), { predictionType: "v" });
+    const steps = 6;
+    for (let f = 0; f < 2; f++) {
+      meter.beginFrame(f);
+      const r = await sampleFrame({
+        model,
+        context: null,
+        sampler,
+        steps,
+        shape: 48,
+        rng: new Rng(f + 1),
+        onStep: meter.stepHook(),
+      });
+      meter.addSamplerFlops(r.samplerFlops);
+      const rec = meter.endFrame();
+      expect(rec).toMatchObject({
+        steps,
+        nfe: 2 * steps - 1,
+        calls: 2 * steps - 1,
+        samplerFlops: r.samplerFlops,
+      });
+      expect(r.samplerFlops).toBeGreaterThan(0);
+      expect(rec.flops).toBe((2 * steps - 1) * 1000 + r.samplerFlops);
+    }
+    expect(meter.summary().totals).toMatchObject({ frames: 2, steps: 12, nfe: 22 });
+    expect(() => meter.stepHook()({ step: 1 })).toThrow("meter: stepHook called outside a frame");
   });
 
   it("totals add up across frames", async () => {

@@ -356,6 +356,29 @@ export class Meter {
     f.lastStep = now;
   }
 
+  /** Adds sampler arithmetic known per frame rather than per step (e.g. sampleFrame's `samplerFlops`). */
+  addSamplerFlops(flops: number): void {
+    this.totals.flops += flops;
+    this.samplerFlops += flops;
+    if (this.frame) {
+      this.frame.flops += flops;
+      this.frame.samplerFlops += flops;
+    }
+  }
+
+  /**
+   * An `onStep` callback for diffusion/sample.ts's sampleFrame, which reports
+   * after every network call with the number of steps completed so far: this
+   * calls `onStep()` once per completed step of the open frame.
+   */
+  stepHook(): (info: { step: number }) => void {
+    return (info) => {
+      const f = this.frame;
+      if (!f) throw new RuntimeFailure("meter: stepHook called outside a frame; call beginFrame(i) first");
+      while (f.steps < info.step) this.onStep();
+    };
+  }
+
   endFrame(): FrameRecord {
     const f = this.frame;
     if (!f) throw new RuntimeFailure("meter: endFrame() without beginFrame()");
