@@ -1,0 +1,98 @@
+/**
+ * One training batch, built on the host: synthetic clips -> (noisy frame,
+ * K clean previous frames, timestep) -> network inputs, v (or eps) targets
+ * and per-row loss weights (min-SNR-gamma, Hang et al. 2023).
+ */
+import { clipFrames } from "../data/clips.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { type NetworkInputs, patchifyFrames, prepareInputs } from "../model/dit.ts";
+import { Rng } from "../util/rng.ts";
+import type { NoiseSchedule } from "./schedule.ts";
+
+export interface BatchOptions {
+  /** probability that a sample gets no context at all (how the first frame of a clip is trained) */
+  pUncond: number;
+  /** probability that a sample gets only part of its context (the second frame of a clip) */
+  pPartial: number;
+  /** context frames get N(0, sigma^2) noise with sigma uniform in [0, contextNoise]: robustness to generated context */
+  contextNoise: number;
+  /** min-SNR gamma for loss weights; 0 = unweighted */
+  minSnrGamma: number;
+  /** frames per synthetic clip the samples are drawn from */
+  clipFrames: number;
+}
+
+export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
+  pUncond: 0.3,
+  pPartial: 0.1,
+  contextNoise: 0.05,
+  minSnrGamma: 5,
+  clipFrames: 32,
+};
+
+export interface TrainBatch {
+  inputs: NetworkInputs;
+  /** [T*B, p*p*C] regression target in the network's output layout */
+  target: Float32Array;
+  /** [T*B] loss weight per row (row = token * B + b) */
+  rowWeight: Float32Array;
+}
+
+/**
+ * Clip seeds are drawn below `seedLimit` so held-out seeds (data/clips.ts) never appear in training.
+ */
+export function makeTrainBatch(
+  cfg: ModelConfig,
+  schedule: NoiseSchedule,
+  batch: number,
+  seed: number,
+  seedLimit: number,
+  opts: BatchOptions = DEFAULT_BATCH_OPTIONS,
+): TrainBatch {
+  const rng = new Rng(seed);
+  const K = cfg.contextFrames;
+  const n = cfg.imageSize * cfg.imageSize * cfg.channels;
+  const x0 = new Float32Array(batch * n);
+  const xt = new Float32Array(batch * n);
+  const tgt = new Float32Array(batch * n);
+  const ctx = new Float32Array(batch * K * n);
+  const mask = new Float32Array(batch * K);
+  const ts = new Float64Array(batch);
+  const weight = new Float32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    const clipSeed = rng.int(0, seedLimit - 1);
+    const idx = rng.int(K, opts.clipFrames - 1);
+    const frames = clipFrames(clipSeed, idx - K, idx, { size: cfg.imageSize });
+    x0.set(frames[K], b * n);
+    const u = rng.next();
+    // how many of the K most recent frames this sample sees
+    const seen = u < opts.pUncond ? 0 : u < opts.pUncond + opts.pPartial ? rng.int(1, Math.max(1, K - 1)) : K;
+    const sigma = rng.uniform(0, opts.contextNoise);
+    for (let k = K - seen; k < K; k++) {
+      mask[b * K + k] = 1;
+      const src = frames[k];
+      const off = (b * K + k) * n;
+      for (let i = 0; i < n; i++) ctx[off + i] = src[i] + sigma * rng.normal();
+    }
+    const t = rng.int(0, schedule.T - 1);
+    ts[b] = t;
+    const abar = schedule.alphasCumprod[t];
+    const sa = Math.sqrt(abar);
+    const s1 = Math.sqrt(1 - abar);
+    for (let i = 0; i < n; i++) {
+      const e = rng.normal();
+      const x = x0[b * n + i];
+      xt[b * n + i] = sa * x + s1 * e;
+      tgt[b * n + i] = cfg.prediction === "v" ? sa * e - s1 * x : e;
+    }
+    const snr = abar / (1 - abar);
+    if (opts.minSnrGamma <= 0) weight[b] = 1;
+    else weight[b] = Math.min(snr, opts.minSnrGamma) / (cfg.prediction === "v" ? snr + 1 : snr);
+  }
+  const inputs = prepareInputs(cfg, batch, xt, ctx, mask, ts);
+  const target = patchifyFrames(cfg, batch, tgt);
+  const tokens = (cfg.imageSize / cfg.patch) ** 2;
+  const rowWeight = new Float32Array(tokens * batch);
+  for (let r = 0; r < rowWeight.length; r++) rowWeight[r] = weight[r % batch];
+  return { inputs, target, rowWeight };
+}
