@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { z } from "zod";
-import { type DoctorData, doctorData } from "../media/machine.ts";
+import type { DoctorData } from "../media/machine.ts";
 import { parseOptions, pathOpt } from "./options.ts";
 
 const DoctorOptions = z.object({
@@ -55,6 +55,8 @@ export function register(program: Command): void {
     .option("--ffmpeg <path>", "ffmpeg binary to check instead of searching for one")
     .action(async (raw: Record<string, unknown>) => {
       const opts = parseOptions(DoctorOptions, raw);
+      // Loaded here, not at the top: tfjs takes a second to load, and --help should not wait for it.
+      const { doctorData } = await import("../media/machine.ts");
       const data = await doctorData({ ffmpeg: { explicitPath: opts.ffmpeg } });
       process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${formatDoctor(data)}\n`);
     });

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../util/errors.ts";
 import { register as registerDoctor } from "./doctor.ts";
+import { register as registerReport } from "./report.ts";
 import { register as registerTrain } from "./train.ts";
 
 const program = new Command();
@@ -15,7 +16,7 @@ program
   .exitOverride();
 
 // Commands: one import and one register() call per file in src/cli/.
-const registrations: Array<(p: Command) => void> = [registerDoctor, registerTrain];
+const registrations: Array<(p: Command) => void> = [registerDoctor, registerTrain, registerReport];
 for (const register of registrations) register(program);
 
 // Commander's own parse errors (unknown option, missing value, unknown command) become one line, like
@@ -47,7 +48,8 @@ try {
       const what = commanderFailure.message
         .replace(/^error: /, "")
         .replace(/\s*\n\s*/g, " ")
-        .trim();
+        .trim()
+        .replace(/\.$/, "");
       console.error(`framecost: ${what}; see "${commandPath(commanderFailure.command)} --help"`);
     }
     process.exit(err.exitCode === 0 ? 0 : 2);

@@ -27,7 +27,7 @@ function checkScale(scale: number): void {
 export function toByte(v: number): number {
   const b = Math.round((v + 1) * 127.5);
   if (!(b >= 0)) return 0; // also catches NaN
-  return b > 255 ? 255 : b;
+  return Math.min(b, 255);
 }
 
 /** [H, W, 3] floats in [-1, 1] -> [H*scale, W*scale, 3] bytes, nearest-neighbour. */
@@ -141,9 +141,11 @@ export async function contactSheet(
       `<g font-family="sans-serif" font-size="11" fill="#e0e0e0">${texts.join("")}</g></svg>`;
     tiles.push({ input: Buffer.from(svg), left: 0, top: 0 });
   }
-  const png = await sharp({ create: { width, height, channels: CHANNELS, background } })
+  const composed = await sharp({ create: { width, height, channels: CHANNELS, background } })
     .composite(tiles)
     .png()
     .toBuffer();
+  // composite() adds an alpha channel and runs last in its pipeline, so drop alpha in a second pass: RGB PNG.
+  const png = await sharp(composed).removeAlpha().png().toBuffer();
   await writeFileAtomic(path, png);
 }

@@ -15,6 +15,6 @@ export interface DoctorOptions extends DescribeOptions {
 }
 
 export async function doctorData({ ffmpeg, ...describe }: DoctorOptions = {}): Promise<DoctorData> {
-  const machine = await describeMachine(describe);
-  return { ...machine, ffmpeg: await ffmpegStatus(ffmpeg) };
+  const ffmpegInfo = await ffmpegStatus(ffmpeg); // first: a bad --ffmpeg fails before the slow calibration
+  return { ...(await describeMachine(describe)), ffmpeg: ffmpegInfo };
 }
