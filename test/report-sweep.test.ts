@@ -240,6 +240,7 @@ describe("Pareto front", () => {
       "ddim/1",
       "ddim/2",
       "dpmpp-2m/2",
+      "ddim/4",
       "heun/2",
       "dpmpp-2m/4",
       "heun/4",
