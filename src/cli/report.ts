@@ -1,0 +1,53 @@
+/**
+ * `framecost report run.json`: a RunRecord as terminal tables. The record is
+ * read with the same zod schema the program wrote it with; a file that is
+ * not JSON, has another schemaVersion or fails the schema gets one line
+ * naming the first bad field.
+ */
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { z } from "zod";
+import { parseRunRecord, type RunRecord } from "../meter/record.ts";
+import { renderReport } from "../report/tables.ts";
+import { UserError } from "../util/errors.ts";
+import { choiceOpt, intOpt, parseOptions, pathOpt } from "./options.ts";
+
+const ReportOptions = z.object({
+  record: pathOpt(),
+  convention: choiceOpt(["flops", "macs"]).optional(),
+  top: intOpt({ min: 1 }).default(12),
+});
+
+/** Reads and validates a RunRecord file; every failure is a UserError naming the file. */
+export async function readRunRecord(path: string): Promise<RunRecord> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : String(code);
+    throw new UserError(`${path}: cannot read (${why}); pass the run.json that \`framecost generate\` wrote`);
+  }
+  return parseRunRecord(text, path);
+}
+
+export function register(program: Command): void {
+  program
+    .command("report")
+    .description("print a run record (run.json) as tables: summary, timing, frames, kernels")
+    .argument("<record>", "the run.json a generation wrote")
+    .option(
+      "--convention <unit>",
+      "count in flops (1 multiply-accumulate = 2) or macs (= 1); default: the record's",
+    )
+    .option(
+      "--top <n>",
+      "kernels listed by FLOPs before the rest are summed (uncounted ones are always listed)",
+      "12",
+    )
+    .action(async (record: string, raw: Record<string, unknown>) => {
+      const opts = parseOptions(ReportOptions, { ...raw, record }, { names: { record: "<record>" } });
+      const run = await readRunRecord(opts.record);
+      process.stdout.write(renderReport(run, { convention: opts.convention, top: opts.top }));
+    });
+}
