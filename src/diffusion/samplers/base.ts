@@ -7,6 +7,8 @@
  * The model is always called with the variance-preserving x_t at an integer
  * training timestep t; samplers that integrate in sigma space (Euler, Heun)
  * keep x = x_t / sqrt(abar_t) and scale it back in scaleModelInput.
+ * step() returns new arrays and never writes into its inputs; callers must not
+ * write into a sample they passed to step() (Heun keeps it for its correction).
  */
 import { UserError } from "../../util/errors.ts";
 import type { Rng } from "../../util/rng.ts";

@@ -58,7 +58,7 @@ export class DpmSolverPP2MSampler extends BaseSampler {
       const k = 1 / (2 * (this.prevH / h));
       prev = this.ops.lin3(sigNext / sig, x, c * (1 + k), m, -c * k, this.prevX0);
     }
-    this.prevX0 = m;
+    this.prevX0 = m.slice(); // callers may keep or change the predX0 they get
     this.prevH = h;
     return { prevSample: prev, predX0: m };
   }
