@@ -5,6 +5,7 @@ import { exitCodeOf } from "../util/errors.ts";
 import { register as registerDoctor } from "./doctor.ts";
 import { register as registerReport } from "./report.ts";
 import { register as registerTrain } from "./train.ts";
+import { register as registerCompare } from "./compare.ts";
 
 const program = new Command();
 program
@@ -16,7 +17,7 @@ program
   .exitOverride();
 
 // Commands: one import and one register() call per file in src/cli/.
-const registrations: Array<(p: Command) => void> = [registerDoctor, registerTrain, registerReport];
+const registrations: Array<(p: Command) => void> = [registerDoctor, registerTrain, registerReport, registerCompare];
 for (const register of registrations) register(program);
 
 // Commander's own parse errors (unknown option, missing value, unknown command) become one line, like

@@ -7,6 +7,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "./files.ts";
+import { bytes, num, pct, si, sig } from "./format.ts";
 import {
   metricLabel,
   type Plot,
@@ -33,12 +34,10 @@ import {
   describeFit,
   type FitCell,
   type Machine,
-  pct,
   priceKeys,
   qualityKeys,
   type SamplerFit,
   type SweepRecord,
-  sig,
   sweepParetoFront,
   writeSweepFiles,
 } from "./sweep.ts";
@@ -505,30 +504,6 @@ export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }
 
-function num(x: number): string {
-  return Number.isInteger(x) && Math.abs(x) < 1e9 ? String(x) : sig(x);
-}
-
 function opt(x: number | null): string {
   return x === null ? "" : num(x);
-}
-
-/** 1.3e6 -> "1.3 M", for counts (FLOPs, parameters). */
-function si(x: number): string {
-  const units: Array<[number, string]> = [
-    [1e15, "P"],
-    [1e12, "T"],
-    [1e9, "G"],
-    [1e6, "M"],
-    [1e3, "k"],
-  ];
-  for (const [scale, u] of units) if (Math.abs(x) >= scale) return `${sig(x / scale)} ${u}`;
-  return num(x);
-}
-
-function bytes(b: number): string {
-  if (b >= 2 ** 30) return `${sig(b / 2 ** 30)} GiB`;
-  if (b >= 2 ** 20) return `${sig(b / 2 ** 20)} MiB`;
-  if (b >= 2 ** 10) return `${sig(b / 2 ** 10)} KiB`;
-  return `${b} B`;
 }

@@ -44,19 +44,31 @@ export function runFigures(r: RunRecord): RunFigures {
 
 /**
  * USD per video-minute from a record's cost section, whose shape the cost
- * stage owns. Accepts `{ usdPerVideoMinute: number | { local?, byGpu? } | Record }`
- * and ignores anything else.
+ * stage owns. Reads, where present: `usdPerVideoMinute` as a number (local)
+ * or `{ local?, byGpu? }` or a map of GPU id to number; `local.usdPerVideoMinute`
+ * (src/cost/run.ts LocalCost); and arrays `gpus` / `extrapolations` of
+ * `{ gpu: { id } | id, usdPerVideoMinute }` (src/cost/run.ts Extrapolation).
+ * Anything else is ignored: keys are "local" or a GPU id.
  */
 export function usdFromCost(cost: unknown): Record<string, number> {
   const out: Record<string, number> = {};
   if (!isObject(cost)) return out;
+  const put = (key: string, v: unknown) => {
+    if (typeof v === "number" && Number.isFinite(v)) out[key] = v;
+  };
   const u = cost.usdPerVideoMinute;
-  if (typeof u === "number" && Number.isFinite(u)) out.local = u;
+  if (typeof u === "number") put("local", u);
   else if (isObject(u)) {
-    if (typeof u.local === "number" && Number.isFinite(u.local)) out.local = u.local;
-    const byGpu = isObject(u.byGpu) ? u.byGpu : u;
-    for (const [k, v] of Object.entries(byGpu)) {
-      if (k !== "local" && typeof v === "number" && Number.isFinite(v)) out[k] = v;
+    put("local", u.local);
+    for (const [k, v] of Object.entries(isObject(u.byGpu) ? u.byGpu : u)) if (k !== "local") put(k, v);
+  }
+  if (isObject(cost.local)) put("local", cost.local.usdPerVideoMinute);
+  for (const list of [cost.gpus, cost.extrapolations]) {
+    if (!Array.isArray(list)) continue;
+    for (const e of list) {
+      if (!isObject(e)) continue;
+      const id = isObject(e.gpu) ? e.gpu.id : e.gpu;
+      if (typeof id === "string") put(id, e.usdPerVideoMinute);
     }
   }
   return out;

@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { RuntimeFailure, UserError } from "../util/errors.ts";
 import { firstIssue, readJsonFile, writeFileAtomic } from "./files.ts";
+import { pct, sig } from "./format.ts";
 import { type RunRecord, RunRecordSchema, validateRunRecord } from "./records.ts";
 
 export const SWEEP_SCHEMA_VERSION = 1;
@@ -533,17 +534,4 @@ export function parseSweepCsv(text: string, source = "sweep.csv"): SweepCsvRow[]
 
 function uniqueInOrder(xs: readonly string[]): string[] {
   return [...new Set(xs)];
-}
-
-/** Three significant figures, no exponent for everyday magnitudes. */
-export function sig(x: number, digits = 3): string {
-  if (!Number.isFinite(x)) return String(x);
-  if (x === 0) return "0";
-  const abs = Math.abs(x);
-  if (abs >= 1e-4 && abs < 1e9) return String(Number(x.toPrecision(digits)));
-  return x.toExponential(digits - 1);
-}
-
-export function pct(share: number | null): string {
-  return share === null ? "n/a" : `${sig(share * 100)}%`;
 }
