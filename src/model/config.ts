@@ -102,10 +102,20 @@ export function validateConfig(cfg: ModelConfig): void {
   const bad = (what: string) => {
     throw new Error(`model config "${cfg.name}": ${what}`);
   };
-  if (cfg.imageSize % cfg.patch !== 0) bad(`imageSize ${cfg.imageSize} is not a multiple of patch ${cfg.patch}`);
+  if (cfg.imageSize % cfg.patch !== 0)
+    bad(`imageSize ${cfg.imageSize} is not a multiple of patch ${cfg.patch}`);
   if (cfg.width % cfg.heads !== 0) bad(`width ${cfg.width} is not a multiple of heads ${cfg.heads}`);
   if (cfg.freqDim % 2 !== 0) bad(`freqDim ${cfg.freqDim} must be even`);
-  for (const k of ["imageSize", "channels", "patch", "width", "depth", "heads", "mlpRatio", "freqDim"] as const) {
+  for (const k of [
+    "imageSize",
+    "channels",
+    "patch",
+    "width",
+    "depth",
+    "heads",
+    "mlpRatio",
+    "freqDim",
+  ] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) bad(`${k} must be a positive integer, got ${cfg[k]}`);
   }
   if (!Number.isInteger(cfg.contextFrames) || cfg.contextFrames < 0) bad("contextFrames must be >= 0");

@@ -1,0 +1,93 @@
+/** `framecost train`: train a preset on the synthetic clips, with progress, checkpoints and resume. */
+import type { Command } from "commander";
+import { z } from "zod";
+import { DEFAULT_TRAIN, train } from "../diffusion/trainer.ts";
+import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
+import { UserError } from "../util/errors.ts";
+
+const schema = z.object({
+  preset: z.string(),
+  minutes: z.coerce.number().positive().optional(),
+  steps: z.coerce.number().int().positive().optional(),
+  out: z.string(),
+  checkpointDir: z.string().optional(),
+  batch: z.coerce.number().int().positive(),
+  workers: z.coerce.number().int().positive(),
+  lr: z.coerce.number().positive(),
+  seed: z.coerce.number().int().nonnegative(),
+  backend: z.string(),
+});
+
+function fmtMin(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+export function register(program: Command): void {
+  program
+    .command("train")
+    .description("train a model preset on synthetic clips (resumes from its checkpoint folder)")
+    .option("--preset <name>", `model preset (${presetNames().join(", ")})`, "tiny")
+    .option("--minutes <m>", "wall-clock budget in minutes (includes earlier resumed sessions)")
+    .option("--steps <n>", "step budget")
+    .option("--out <dir>", "where the final EMA weights go", "models/tiny")
+    .option("--checkpoint-dir <dir>", "checkpoints (default: checkpoints/<preset>)")
+    .option("--batch <n>", "batch size per step, split across workers", String(DEFAULT_TRAIN.batch))
+    .option("--workers <n>", "gradient worker threads (one tfjs backend each)", String(DEFAULT_TRAIN.workers))
+    .option("--lr <x>", "peak learning rate (AdamW)", String(DEFAULT_TRAIN.lr))
+    .option("--seed <n>", "seed for init and data", "0")
+    .option("--backend <name>", "tfjs backend for the workers", "wasm")
+    .action(async (raw) => {
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new UserError(
+          `--${String(issue.path[0])}: ${issue.message} (got ${JSON.stringify(raw[issue.path[0] as string])})`,
+        );
+      }
+      const o = parsed.data;
+      const config: ModelConfig | undefined = PRESETS[o.preset];
+      if (!config)
+        throw new UserError(`unknown preset "${o.preset}"; known presets: ${presetNames().join(", ")}`);
+      if (!o.minutes && !o.steps) throw new UserError("train needs a budget: pass --minutes M or --steps N");
+      const tty = process.stderr.isTTY;
+      let lastPrint = 0;
+      let stop = false;
+      process.once("SIGINT", () => {
+        stop = true;
+        process.stderr.write("\nstopping after this step; saving a checkpoint...\n");
+      });
+      const result = await train({
+        ...DEFAULT_TRAIN,
+        config,
+        outDir: o.out,
+        checkpointDir: o.checkpointDir ?? `checkpoints/${o.preset}`,
+        minutes: o.minutes,
+        steps: o.steps,
+        batch: o.batch,
+        workers: o.workers,
+        lr: o.lr,
+        seed: o.seed,
+        backend: o.backend,
+        command: `framecost ${process.argv.slice(2).join(" ")}`,
+        shouldStop: () => stop,
+        onProgress: (p) => {
+          const now = performance.now();
+          if (now - lastPrint < (tty ? 250 : 15_000)) return;
+          lastPrint = now;
+          const budget = p.budgetMs
+            ? `/${fmtMin(p.budgetMs)}`
+            : p.totalSteps
+              ? ` (${p.step}/${p.totalSteps})`
+              : "";
+          const frac = p.budgetMs ? p.elapsedMs / p.budgetMs : p.totalSteps ? p.step / p.totalSteps : 0;
+          const bar = "#".repeat(Math.round(frac * 20)).padEnd(20, ".");
+          const line = `train [${bar}] ${fmtMin(p.elapsedMs)}${budget} step ${p.step} loss ${p.lossEma.toFixed(4)} lr ${p.lr.toExponential(2)} ${p.stepsPerSec.toFixed(2)} steps/s`;
+          process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+        },
+      });
+      process.stderr.write(
+        `\ntrained ${result.steps} steps in ${fmtMin(result.elapsedMs)}; EMA weights in ${o.out}\n`,
+      );
+    });
+}

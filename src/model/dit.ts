@@ -1,0 +1,262 @@
+/**
+ * The video DiT: a diffusion transformer over one frame's patches, conditioned
+ * on the noise level (adaLN-Zero) and on K clean previous frames (their patches
+ * concatenated to the noisy frame's along channels, so the sequence stays at
+ * (imageSize / patch)^2 tokens and attention does not grow with K).
+ *
+ * Activations are token-major: row (token, batch) of a [T*B, D] matrix, so
+ * dense layers are plain 2-D matMuls and attention needs few transposes.
+ * Patchify/unpatchify are pure data movement and run on the host.
+ *
+ * The network maps (x_t, t, context) to a prediction (v or eps, per config);
+ * it never sees the noise schedule or the sampler.
+ */
+import { tf } from "../engine/tf.ts";
+import { type ModelConfig, patchInputDim, patchOutputDim, tokensOf, validateConfig } from "./config.ts";
+import { attention, dense, gatedResidual, gelu, layerNorm, modulate, silu } from "./layers.ts";
+import { paramSlots } from "./params.ts";
+
+export type Params = Record<string, tf.Tensor>;
+
+/** Host-side inputs of one network call for a batch of B frames. */
+export interface NetworkInputs {
+  batch: number;
+  /** [T*B, P]: noisy-frame patch then K context patches per token (zeros where a context frame is missing) */
+  tokens: Float32Array;
+  /** [T*B, P]: 1 where a context frame is missing (the learned empty context is used), else 0 */
+  missing: Float32Array;
+  /** [B, freqDim] sinusoidal timestep features */
+  tFeat: Float32Array;
+}
+
+/** DiT's 2-D sin-cos position embedding, [T, D]. */
+export function positionEmbedding(cfg: ModelConfig): Float32Array {
+  const grid = cfg.imageSize / cfg.patch;
+  const D = cfg.width;
+  const out = new Float32Array(grid * grid * D);
+  const quarter = D / 4;
+  for (let gy = 0; gy < grid; gy++) {
+    for (let gx = 0; gx < grid; gx++) {
+      const row = (gy * grid + gx) * D;
+      for (let i = 0; i < quarter; i++) {
+        const omega = 1 / 10000 ** (i / quarter);
+        out[row + i] = Math.sin(gy * omega);
+        out[row + quarter + i] = Math.cos(gy * omega);
+        out[row + 2 * quarter + i] = Math.sin(gx * omega);
+        out[row + 3 * quarter + i] = Math.cos(gx * omega);
+      }
+    }
+  }
+  return out;
+}
+
+/** Sinusoidal timestep features [B, F] (DiT's TimestepEmbedder, max period 10000). */
+export function timestepFeatures(t: ArrayLike<number>, freqDim: number): Float32Array {
+  const half = freqDim / 2;
+  const out = new Float32Array(t.length * freqDim);
+  for (let b = 0; b < t.length; b++) {
+    for (let i = 0; i < half; i++) {
+      const arg = t[b] * Math.exp((-Math.log(10000) * i) / half);
+      out[b * freqDim + i] = Math.cos(arg);
+      out[b * freqDim + half + i] = Math.sin(arg);
+    }
+  }
+  return out;
+}
+
+/**
+ * Patchify a batch into token-major rows.
+ * x [B, H, W, C]; context [B, K, H, W, C] (slot K-1 = the most recent frame) or null;
+ * contextMask [B, K] (1 = present). -> tokens, missing: [T*B, P].
+ */
+export function prepareInputs(
+  cfg: ModelConfig,
+  batch: number,
+  x: Float32Array,
+  context: Float32Array | null,
+  contextMask: ArrayLike<number> | null,
+  t: ArrayLike<number>,
+): NetworkInputs {
+  const { imageSize: S, patch: p, channels: C, contextFrames: K } = cfg;
+  const grid = S / p;
+  const T = grid * grid;
+  const P = patchInputDim(cfg);
+  const cin = C * (K + 1);
+  const frame = S * S * C;
+  const tokens = new Float32Array(T * batch * P);
+  const missing = new Float32Array(T * batch * P);
+  for (let b = 0; b < batch; b++) {
+    for (let gy = 0; gy < grid; gy++) {
+      for (let gx = 0; gx < grid; gx++) {
+        const row = ((gy * grid + gx) * batch + b) * P;
+        for (let dy = 0; dy < p; dy++) {
+          for (let dx = 0; dx < p; dx++) {
+            const pix = ((gy * p + dy) * S + (gx * p + dx)) * C;
+            const f = row + (dy * p + dx) * cin;
+            for (let c = 0; c < C; c++) tokens[f + c] = x[b * frame + pix + c];
+            for (let k = 0; k < K; k++) {
+              const present = contextMask ? contextMask[b * K + k] > 0.5 : false;
+              for (let c = 0; c < C; c++) {
+                const at = f + C * (k + 1) + c;
+                if (present && context) tokens[at] = context[(b * K + k) * frame + pix + c];
+                else missing[at] = 1;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { batch, tokens, missing, tFeat: timestepFeatures(t, cfg.freqDim) };
+}
+
+/** Frame patches of x [B, H, W, C] in the network's output layout [T*B, p*p*C]. */
+export function patchifyFrames(cfg: ModelConfig, batch: number, x: Float32Array): Float32Array {
+  const { imageSize: S, patch: p, channels: C } = cfg;
+  const grid = S / p;
+  const Q = patchOutputDim(cfg);
+  const out = new Float32Array(grid * grid * batch * Q);
+  for (let b = 0; b < batch; b++)
+    for (let gy = 0; gy < grid; gy++)
+      for (let gx = 0; gx < grid; gx++) {
+        const row = ((gy * grid + gx) * batch + b) * Q;
+        for (let dy = 0; dy < p; dy++)
+          for (let dx = 0; dx < p; dx++) {
+            const pix = b * S * S * C + ((gy * p + dy) * S + (gx * p + dx)) * C;
+            for (let c = 0; c < C; c++) out[row + (dy * p + dx) * C + c] = x[pix + c];
+          }
+      }
+  return out;
+}
+
+/** Inverse of patchifyFrames: [T*B, p*p*C] -> [B, H, W, C]. */
+export function unpatchify(cfg: ModelConfig, batch: number, y: Float32Array): Float32Array {
+  const { imageSize: S, patch: p, channels: C } = cfg;
+  const grid = S / p;
+  const Q = patchOutputDim(cfg);
+  const out = new Float32Array(batch * S * S * C);
+  for (let b = 0; b < batch; b++)
+    for (let gy = 0; gy < grid; gy++)
+      for (let gx = 0; gx < grid; gx++) {
+        const row = ((gy * grid + gx) * batch + b) * Q;
+        for (let dy = 0; dy < p; dy++)
+          for (let dx = 0; dx < p; dx++) {
+            const pix = b * S * S * C + ((gy * p + dy) * S + (gx * p + dx)) * C;
+            for (let c = 0; c < C; c++) out[pix + c] = y[row + (dy * p + dx) * C + c];
+          }
+      }
+  return out;
+}
+
+/**
+ * The network on tensors: params + inputs -> prediction [T*B, p*p*C].
+ * A pure function of its arguments so the trainer can differentiate it.
+ */
+export function forwardTokens(
+  cfg: ModelConfig,
+  params: Params,
+  pos: tf.Tensor,
+  tokens: tf.Tensor,
+  missing: tf.Tensor,
+  tFeat: tf.Tensor,
+  batch: number,
+): tf.Tensor2D {
+  const T = tokensOf(cfg);
+  const D = cfg.width;
+  const P = patchInputDim(cfg);
+  // learned empty context where previous frames are missing: [T, B, P] + [T, 1, P]
+  const empty = tf.reshape(params.empty, [T, 1, P]);
+  const input = tf.add(tokens, tf.reshape(tf.mul(tf.reshape(missing, [T, batch, P]), empty), [T * batch, P]));
+  let h: tf.Tensor = dense(input, params["patch.w"], params["patch.b"]); // [T*B, P] -> [T*B, D]
+  h = tf.reshape(tf.add(tf.reshape(h, [T, batch, D]), pos), [T * batch, D]); // pos [T, 1, D]
+  // timestep embedding c [B, D]
+  const c = dense(
+    silu(dense(tFeat, params["temb.w1"], params["temb.b1"])),
+    params["temb.w2"],
+    params["temb.b2"],
+  );
+  const sc = silu(c);
+  for (let i = 0; i < cfg.depth; i++) {
+    const p = (n: string) => params[`block${i}.${n}`];
+    // adaLN-Zero: one 6-way split of the conditioning vector, [B, 6D] -> 6 x [B, D]
+    const [shift1, scale1, gate1, shift2, scale2, gate2] = tf.split(dense(sc, p("ada.w"), p("ada.b")), 6, 1);
+    const n1 = modulate(layerNorm(h), shift1, scale1, batch);
+    const q = dense(n1, p("q.w"), p("q.b"));
+    const k = dense(n1, p("k.w"), p("k.b"));
+    const v = dense(n1, p("v.w"), p("v.b"));
+    const a = attention(q, k, v, T, cfg.heads); // [T*B, D]
+    h = gatedResidual(h, dense(a, p("o.w"), p("o.b")), gate1, batch);
+    const n2 = modulate(layerNorm(h), shift2, scale2, batch);
+    const m = dense(gelu(dense(n2, p("mlp.w1"), p("mlp.b1"))), p("mlp.w2"), p("mlp.b2")); // D -> 4D -> D
+    h = gatedResidual(h, m, gate2, batch);
+  }
+  const [shift, scale] = tf.split(dense(sc, params["final.ada.w"], params["final.ada.b"]), 2, 1);
+  return dense(modulate(layerNorm(h), shift, scale, batch), params["final.w"], params["final.b"]); // [T*B, p*p*C]
+}
+
+/** Tensors for every parameter, views of one flat buffer. */
+export function paramsFromFlat(cfg: ModelConfig, flat: Float32Array): Params {
+  const out: Params = {};
+  for (const s of paramSlots(cfg))
+    out[s.name] = tf.tensor(flat.subarray(s.offset, s.offset + s.size), s.shape);
+  return out;
+}
+
+/** Position embedding as the [T, 1, D] tensor forwardTokens adds. */
+export function positionTensor(cfg: ModelConfig): tf.Tensor {
+  return tf.tensor(positionEmbedding(cfg), [tokensOf(cfg), 1, cfg.width]);
+}
+
+/** A ready-to-run model: weights resident on the backend, host arrays in and out. */
+export class VideoDiT {
+  readonly cfg: ModelConfig;
+  readonly params: Params;
+  private readonly pos: tf.Tensor;
+
+  constructor(cfg: ModelConfig, flat: Float32Array) {
+    validateConfig(cfg);
+    this.cfg = cfg;
+    this.params = paramsFromFlat(cfg, flat);
+    this.pos = positionTensor(cfg);
+  }
+
+  /** The network on prepared inputs, as a tensor [T*B, p*p*C] (caller disposes). */
+  forwardPrepared(inputs: NetworkInputs): tf.Tensor2D {
+    const T = tokensOf(this.cfg);
+    const P = patchInputDim(this.cfg);
+    return tf.tidy(() =>
+      forwardTokens(
+        this.cfg,
+        this.params,
+        this.pos,
+        tf.tensor2d(inputs.tokens, [T * inputs.batch, P]),
+        tf.tensor2d(inputs.missing, [T * inputs.batch, P]),
+        tf.tensor2d(inputs.tFeat, [inputs.batch, this.cfg.freqDim]),
+        inputs.batch,
+      ),
+    );
+  }
+
+  /**
+   * One network evaluation. x [B, H, W, C], t [B] (training timesteps, may be fractional),
+   * context [B, K, H, W, C] or null, contextMask [B, K] -> prediction [B, H, W, C] on the host.
+   */
+  async predict(
+    x: Float32Array,
+    t: ArrayLike<number>,
+    context: Float32Array | null,
+    contextMask: ArrayLike<number> | null,
+  ): Promise<Float32Array> {
+    const batch = t.length;
+    const inputs = prepareInputs(this.cfg, batch, x, context, contextMask, t);
+    const y = this.forwardPrepared(inputs);
+    const data = (await y.data()) as Float32Array;
+    y.dispose();
+    return unpatchify(this.cfg, batch, data);
+  }
+
+  dispose(): void {
+    for (const t of Object.values(this.params)) t.dispose();
+    this.pos.dispose();
+  }
+}

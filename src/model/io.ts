@@ -1,0 +1,149 @@
+/**
+ * Weight files: `model.json` (config, parameter layout, checksum, training
+ * metadata) beside `weights.bin` (little-endian float32, parameters
+ * concatenated in layout order). Loads with no network and refuses a file
+ * whose shapes do not match the config it claims or the preset asked for.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../util/errors.ts";
+import { type ModelConfig, validateConfig } from "./config.ts";
+import { paramCount, paramSlots } from "./params.ts";
+
+export const WEIGHTS_FORMAT = "framecost-dit-weights";
+export const WEIGHTS_FORMAT_VERSION = 1;
+
+export interface WeightsManifest {
+  format: typeof WEIGHTS_FORMAT;
+  formatVersion: number;
+  config: ModelConfig;
+  dtype: "float32";
+  weightsFile: string;
+  byteLength: number;
+  sha256: string;
+  params: Array<{ name: string; shape: number[]; offset: number }>;
+  /** free-form: how the weights were made (command, steps, wall time, machine) */
+  training?: Record<string, unknown>;
+}
+
+export interface LoadedWeights {
+  manifest: WeightsManifest;
+  config: ModelConfig;
+  flat: Float32Array;
+}
+
+function writeAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+export function saveWeights(
+  dir: string,
+  config: ModelConfig,
+  flat: Float32Array,
+  training?: Record<string, unknown>,
+): WeightsManifest {
+  if (flat.length !== paramCount(config)) {
+    throw new Error(`saveWeights: ${flat.length} values for a model with ${paramCount(config)} parameters`);
+  }
+  mkdirSync(dir, { recursive: true });
+  const bytes = new Uint8Array(flat.buffer.slice(flat.byteOffset, flat.byteOffset + flat.byteLength));
+  const manifest: WeightsManifest = {
+    format: WEIGHTS_FORMAT,
+    formatVersion: WEIGHTS_FORMAT_VERSION,
+    config,
+    dtype: "float32",
+    weightsFile: "weights.bin",
+    byteLength: bytes.byteLength,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    params: paramSlots(config).map((s) => ({ name: s.name, shape: s.shape, offset: s.offset })),
+    training,
+  };
+  writeAtomic(join(dir, "weights.bin"), bytes);
+  writeAtomic(join(dir, "model.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}
+
+/**
+ * Load weights from a model folder. `expect` (a preset) makes a file with other shapes fail.
+ */
+export function loadWeights(dir: string, expect?: ModelConfig): LoadedWeights {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new UserError(
+      `model folder "${dir}" does not exist; pass --model DIR with a folder holding model.json and weights.bin (the shipped one is models/tiny)`,
+    );
+  }
+  const manifestPath = join(dir, "model.json");
+  if (!existsSync(manifestPath)) {
+    throw new UserError(
+      `${manifestPath} is missing; a model folder needs model.json and weights.bin (train one with: framecost train --out ${dir})`,
+    );
+  }
+  let manifest: WeightsManifest;
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+  } catch (err) {
+    throw new UserError(
+      `${manifestPath} is not valid JSON (${(err as Error).message}); restore it from git or retrain`,
+    );
+  }
+  if (manifest?.format !== WEIGHTS_FORMAT) {
+    throw new UserError(
+      `${manifestPath}: "format" is ${JSON.stringify(manifest?.format)}, expected "${WEIGHTS_FORMAT}"`,
+    );
+  }
+  if (manifest.formatVersion !== WEIGHTS_FORMAT_VERSION) {
+    throw new UserError(
+      `${manifestPath}: formatVersion ${manifest.formatVersion} is not supported (this framecost reads ${WEIGHTS_FORMAT_VERSION})`,
+    );
+  }
+  const config = manifest.config;
+  try {
+    validateConfig(config);
+  } catch (err) {
+    throw new UserError(`${manifestPath}: ${(err as Error).message}`);
+  }
+  const slots = paramSlots(config);
+  const mismatch = slots.find(
+    (s, i) =>
+      manifest.params[i]?.name !== s.name || manifest.params[i]?.shape.join("x") !== s.shape.join("x"),
+  );
+  if (mismatch || manifest.params.length !== slots.length) {
+    throw new UserError(
+      `${manifestPath}: parameter layout does not match its config (first difference at "${mismatch?.name ?? "the parameter count"}"); the file is corrupt`,
+    );
+  }
+  if (expect) {
+    const want = paramSlots(expect);
+    const diff = want.find((s, i) => slots[i]?.shape.join("x") !== s.shape.join("x"));
+    if (diff || want.length !== slots.length) {
+      const where = diff
+        ? `${diff.name}: file has [${slots.find((s) => s.name === diff.name)?.shape ?? "none"}], preset "${expect.name}" needs [${diff.shape}]`
+        : "parameter count differs";
+      throw new UserError(
+        `${dir} holds a "${config.name}" model whose shapes do not fit preset "${expect.name}" (${where}); pass the matching --preset or another --model`,
+      );
+    }
+  }
+  const weightsPath = join(dir, manifest.weightsFile);
+  if (!existsSync(weightsPath)) {
+    throw new UserError(`${weightsPath} is missing; model.json names it as the weights file`);
+  }
+  const buf = readFileSync(weightsPath);
+  const expectedBytes = paramCount(config) * 4;
+  if (buf.byteLength !== expectedBytes || buf.byteLength !== manifest.byteLength) {
+    throw new UserError(
+      `${weightsPath} has ${buf.byteLength} bytes, but the "${config.name}" model needs ${expectedBytes}: the file is truncated or corrupt`,
+    );
+  }
+  const sha = createHash("sha256").update(buf).digest("hex");
+  if (sha !== manifest.sha256) {
+    throw new UserError(
+      `${weightsPath} does not match the sha256 in model.json: the file is corrupt (restore it from git or retrain)`,
+    );
+  }
+  const flat = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  return { manifest, config, flat };
+}

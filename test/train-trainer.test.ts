@@ -1,0 +1,80 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeSchedule } from "../src/diffusion/schedule.ts";
+import { makeTrainBatch } from "../src/diffusion/train-batch.ts";
+import { PRESETS } from "../src/model/config.ts";
+import { loadWeights } from "../src/model/io.ts";
+
+const root = mkdtempSync(join(tmpdir(), "framecost-train-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe("training batch", () => {
+  it("is deterministic per seed and weights rows by min-SNR", () => {
+    const cfg = PRESETS.micro;
+    const s = makeSchedule("cosine");
+    const a = makeTrainBatch(cfg, s, 4, 7, 1000);
+    const b = makeTrainBatch(cfg, s, 4, 7, 1000);
+    expect(a.target).toEqual(b.target);
+    expect(a.inputs.tokens).toEqual(b.inputs.tokens);
+    for (const w of a.rowWeight) {
+      expect(w).toBeGreaterThan(0);
+      expect(w).toBeLessThanOrEqual(5 / 6 + 1e-6); // min(snr, 5) / (snr + 1) peaks at snr = 5
+    }
+  });
+});
+
+// The trainer runs as the CLI does, in its own process: its worker threads need a plain Node
+// process (under the test runner's forked process they exit at start-up).
+function trainCli(args: string[]): { code: number | null; stderr: string } {
+  const r = spawnSync("npx", ["tsx", "src/cli/main.ts", "train", ...args], {
+    encoding: "utf8",
+    timeout: 170_000,
+  });
+  return { code: r.status, stderr: r.stderr };
+}
+
+describe("trainer", () => {
+  it("lowers the loss on micro with two workers, checkpoints, and resumes where it stopped", () => {
+    const out = join(root, "out");
+    const common = [
+      "--preset",
+      "micro",
+      "--out",
+      out,
+      "--checkpoint-dir",
+      join(root, "ckpt"),
+      "--batch",
+      "16",
+      "--workers",
+      "2",
+      "--lr",
+      "3e-3",
+    ];
+    const first = trainCli([...common, "--steps", "50"]);
+    expect(first.stderr).toContain("trained 50 steps");
+    expect(first.code).toBe(0);
+    const log = JSON.parse(readFileSync(join(out, "training-log.json"), "utf8"));
+    expect(log.history.length).toBe(2);
+    expect(log.history[1].loss).toBeLessThan(log.history[0].loss);
+    expect(existsSync(join(root, "ckpt", "checkpoint.bin"))).toBe(true);
+    const second = trainCli([...common, "--steps", "60"]);
+    expect(second.stderr).toContain("trained 60 steps");
+    const w = loadWeights(out, PRESETS.micro);
+    expect(w.manifest.training?.steps).toBe(60);
+    expect(w.manifest.training?.command).toContain("train --preset micro");
+  }, 180_000);
+
+  it("refuses a run without a budget and an unknown preset, exit 2", () => {
+    const none = trainCli(["--preset", "micro", "--out", join(root, "x")]);
+    expect(none.code).toBe(2);
+    expect(none.stderr.trim().split("\n").at(-1)).toBe(
+      "framecost: train needs a budget: pass --minutes M or --steps N",
+    );
+    const bad = trainCli(["--preset", "huge", "--steps", "1"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('unknown preset "huge"; known presets: micro, tiny, small');
+  }, 60_000);
+});
