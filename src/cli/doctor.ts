@@ -58,6 +58,9 @@ export function register(program: Command): void {
       // Loaded here, not at the top: tfjs takes a second to load, and --help should not wait for it.
       const { doctorData } = await import("../media/machine.ts");
       const data = await doctorData({ ffmpeg: { explicitPath: opts.ffmpeg } });
+      // the native engine (generation only), listed after the tfjs backends with its version, threads, GEMM
+      const { onnxStatus } = await import("../engine/onnx-backend.ts");
+      data.backends.push(await onnxStatus());
       process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${formatDoctor(data)}\n`);
     });
 }
