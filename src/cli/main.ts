@@ -2,10 +2,14 @@
 // framecost: the program. Each command lives in its own file and registers itself here.
 import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../util/errors.ts";
+import { register as registerCompare } from "./compare.ts";
+import { register as registerCost } from "./cost.ts";
 import { register as registerDoctor } from "./doctor.ts";
+import { register as registerGenerate } from "./generate.ts";
+import { register as registerGpus } from "./gpus.ts";
+import { register as registerPath } from "./path.ts";
 import { register as registerReport } from "./report.ts";
 import { register as registerTrain } from "./train.ts";
-import { register as registerCompare } from "./compare.ts";
 
 const program = new Command();
 program
@@ -17,7 +21,16 @@ program
   .exitOverride();
 
 // Commands: one import and one register() call per file in src/cli/.
-const registrations: Array<(p: Command) => void> = [registerDoctor, registerTrain, registerReport, registerCompare];
+const registrations: Array<(p: Command) => void> = [
+  registerGenerate,
+  registerDoctor,
+  registerTrain,
+  registerReport,
+  registerGpus,
+  registerCost,
+  registerPath,
+  registerCompare,
+];
 for (const register of registrations) register(program);
 
 // Commander's own parse errors (unknown option, missing value, unknown command) become one line, like

@@ -1,0 +1,249 @@
+/**
+ * `framecost generate` (and `npm start`): generate a clip with the shipped
+ * model, metered, and write every frame, a contact sheet, MP4, GIF and the
+ * run record; end with what it cost.
+ */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { z } from "zod";
+import { DEFAULT_SUMMARY_GPUS, formatRunCostSummary, loadCatalog, summarizeRunCost } from "../cost/index.ts";
+import { samplerNames } from "../diffusion/samplers/index.ts";
+import { findFfmpeg } from "../media/ffmpeg.ts";
+import { writeFileAtomic } from "../media/files.ts";
+import { contactSheet, frameToPng } from "../media/frames.ts";
+import { encodeVideo } from "../media/video.ts";
+import { conventionUnit, toConvention } from "../meter/flops.ts";
+import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
+import { presetNames } from "../model/config.ts";
+import { UserError } from "../util/errors.ts";
+import { checkGenerationOptions, runGeneration } from "./generation.ts";
+import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
+
+const Options = z.object({
+  steps: intOpt({ min: 1, max: 1000 }),
+  sampler: stringOpt(),
+  frames: intOpt({ min: 1, max: 10_000 }),
+  fps: intOpt({ min: 1, max: 240 }),
+  seed: intOpt({ min: 0 }),
+  preset: stringOpt().optional(),
+  model: stringOpt(),
+  backend: stringOpt().optional(),
+  threads: intOpt({ min: 1, max: 256 }).optional(),
+  device: choiceOpt(["cpu", "cuda"]),
+  out: stringOpt(),
+  json: z.boolean().default(false),
+  convention: choiceOpt(["flops", "macs"]),
+  eta: numberOpt({ min: 0, max: 1 }).optional(),
+  localPrice: numberOpt({ min: 0 }).optional(),
+  watts: numberOpt({ gt: 0 }).optional(),
+  kwhPrice: numberOpt({ min: 0 }).optional(),
+  gpus: listOpt(z.string()).optional(),
+  catalog: pathOpt({ mustExist: "file" }).optional(),
+  ffmpeg: pathOpt().optional(),
+  ortProfile: z.boolean().default(false),
+  scale: intOpt({ min: 1, max: 64 }),
+});
+
+type Opts = z.output<typeof Options>;
+
+/** Checks the output folder can be written before spending minutes generating. */
+function ensureWritable(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = join(dir, `.framecost-write-test-${process.pid}`);
+    writeFileSync(probe, "");
+    rmSync(probe);
+  } catch (err) {
+    throw new UserError(
+      `--out ${dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass a folder you can write to`,
+    );
+  }
+}
+
+function fmtMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
+}
+
+/** The short summary `generate` ends with. */
+export function formatSummary(r: RunRecord, costLines: string[]): string {
+  const t = r.totals;
+  const unit = conventionUnit(r.flopConvention);
+  const conv = (v: number) => toConvention(v, r.flopConvention);
+  const perFrame = t.frames > 0 ? t.wallMs / t.frames : Number.NaN;
+  const minuteFrames = r.video.fps * 60;
+  const lines = [
+    `${r.complete ? "done" : "INCOMPLETE"}: ${t.frames} frames ${r.video.width}x${r.video.height}, ${r.sampler.name} ${r.sampler.steps} steps = ${r.sampler.nfePerFrame} NFEs per frame (${t.nfe} NFEs, ${t.steps} steps in all) on ${r.backend.name}`,
+    `wall      ${fmtMs(perFrame)} per frame, ${r.nfeTiming.medianMs !== null ? fmtMs(r.nfeTiming.medianMs) : "n/a"} per NFE (median; first call ${r.nfeTiming.warmupMs !== null ? fmtMs(r.nfeTiming.warmupMs) : "n/a"}), ${fmtMs(t.wallMs)} in all`,
+    `compute   ${(conv(r.model.flopsPerNfe) / 1e9).toFixed(3)} G${unit} per NFE (counted; analytic ${(conv(r.model.flopsPerNfeAnalytic ?? Number.NaN) / 1e9).toFixed(3)}), ${(conv(t.flops) / 1e9).toFixed(2)} G${unit} in all; ${r.throughput.gflops.toFixed(2)} GFLOP/s = ${(100 * r.throughput.utilization).toFixed(0)}% of the calibrated ${r.calibration.gemmGflops.toFixed(1)} GFLOP/s GEMM peak`,
+    `memory    peak RSS ${(r.memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak tensors ${(r.memory.peakTensorBytes / 2 ** 20).toFixed(1)} MiB`,
+    `local     ${((perFrame * minuteFrames) / 1000).toFixed(1)} s of this machine per minute of video (${minuteFrames} frames at ${r.video.fps} fps, measured)`,
+    ...costLines,
+  ];
+  return lines.join("\n");
+}
+
+function progressReporter(json: boolean) {
+  const tty = process.stderr.isTTY && !json;
+  if (tty) {
+    const bar = new SingleBar({
+      format: "generate [{bar}] frame {frame}/{frames} step {step}/{steps} | {percentage}% | eta {eta}s",
+      hideCursor: true,
+      stream: process.stderr,
+    });
+    let started = false;
+    return {
+      update(p: { frame: number; frames: number; step: number; steps: number }) {
+        const total = p.frames * p.steps;
+        if (!started) {
+          bar.start(total, 0, { frame: 1, frames: p.frames, step: 0, steps: p.steps });
+          started = true;
+        }
+        bar.update(p.frame * p.steps + p.step, {
+          frame: p.frame + 1,
+          frames: p.frames,
+          step: p.step,
+          steps: p.steps,
+        });
+      },
+      stop() {
+        if (started) bar.stop();
+      },
+    };
+  }
+  let lastFrame = -1;
+  return {
+    update(p: { frame: number; frames: number; step: number; steps: number }) {
+      if (p.step === p.steps && p.frame !== lastFrame) {
+        lastFrame = p.frame;
+        process.stderr.write(`generate: frame ${p.frame + 1}/${p.frames} done (${p.steps} steps)\n`);
+      }
+    },
+    stop() {},
+  };
+}
+
+export async function generateCommand(o: Opts): Promise<number> {
+  checkGenerationOptions({ sampler: o.sampler, steps: o.steps, frames: o.frames, preset: o.preset });
+  ensureWritable(o.out);
+  const catalog = o.catalog ? loadCatalog(o.catalog) : undefined;
+  const ffmpeg = await findFfmpeg({ explicitPath: o.ffmpeg });
+  let stop = false;
+  const onSigint = () => {
+    stop = true;
+    process.stderr.write("\ninterrupted: stopping within a step, writing what is done...\n");
+  };
+  process.once("SIGINT", onSigint);
+  const progress = progressReporter(o.json);
+  let result: Awaited<ReturnType<typeof runGeneration>>;
+  try {
+    result = await runGeneration({
+      modelDir: o.model,
+      preset: o.preset,
+      sampler: o.sampler,
+      steps: o.steps,
+      frames: o.frames,
+      fps: o.fps,
+      seed: o.seed,
+      backend: o.backend,
+      threads: o.threads,
+      device: o.device,
+      ortProfile: o.ortProfile,
+      eta: o.eta,
+      convention: o.convention,
+      onProgress: (p) => progress.update(p),
+      shouldStop: () => stop,
+    });
+  } finally {
+    progress.stop();
+    process.off("SIGINT", onSigint);
+  }
+  const { frames, config } = result;
+  const record = result.record;
+  const summary = summarizeRunCost(record, {
+    localUsdPerHour: o.localPrice,
+    watts: o.watts,
+    kwhPriceUsd: o.kwhPrice,
+    catalog,
+    gpus: o.gpus ?? DEFAULT_SUMMARY_GPUS,
+  });
+  record.cost = summary.costSection;
+
+  // files: frames first, run.json last, each written to a temporary name and renamed
+  const S = config.imageSize;
+  const framesDir = join(o.out, "frames");
+  const rawDir = join(o.out, "frames-raw");
+  mkdirSync(framesDir, { recursive: true });
+  mkdirSync(rawDir, { recursive: true });
+  const pngs: string[] = [];
+  for (let i = 0; i < frames.length; i++) {
+    const name = `frame-${String(i).padStart(3, "0")}.png`;
+    await frameToPng(frames[i], S, S, join(rawDir, name), { scale: 1 });
+    await frameToPng(frames[i], S, S, join(framesDir, name), { scale: o.scale });
+    pngs.push(join(framesDir, name));
+  }
+  if (frames.length > 0) {
+    await contactSheet(frames, S, S, join(o.out, "contact-sheet.png"), {
+      scale: Math.min(o.scale, 4),
+      labels: frames.map((_, i) => `${i}`),
+    });
+  }
+  if (result.record.complete && frames.length > 0) {
+    await encodeVideo(pngs, join(o.out, "clip.mp4"), { fps: o.fps, ffmpegPath: ffmpeg.path });
+    await encodeVideo(pngs, join(o.out, "clip.gif"), { fps: o.fps, ffmpegPath: ffmpeg.path });
+  }
+  await writeFileAtomic(join(o.out, "run.json"), serializeRunRecord(record));
+
+  if (o.json) process.stdout.write(serializeRunRecord(record));
+  else {
+    process.stdout.write(`${formatSummary(record, formatRunCostSummary(summary))}\n`);
+    process.stdout.write(
+      `wrote     ${o.out}/: frames/, frames-raw/, contact-sheet.png${record.complete ? ", clip.mp4, clip.gif" : ""}, run.json\n`,
+    );
+  }
+  if (!record.complete) {
+    process.stderr.write(
+      `framecost: generation interrupted after ${frames.length} of ${o.frames} frames; ${o.out}/run.json is marked incomplete\n`,
+    );
+    return 130;
+  }
+  return 0;
+}
+
+export function register(program: Command): void {
+  program
+    .command("generate")
+    .description(
+      "generate a clip with the shipped model, metered; write frames, contact sheet, MP4, GIF, run.json",
+    )
+    .option("--steps <n>", "sampler steps per frame", "20")
+    .option("--sampler <name>", `sampler (${samplerNames().join(", ")})`, "dpmpp-2m")
+    .option("--frames <n>", "frames to generate, each conditioned on the ones before", "16")
+    .option("--fps <n>", "frames per second of the video (a video minute = fps x 60 frames)", "24")
+    .option("--seed <n>", "seed of the noise", "0")
+    .option("--preset <name>", `model preset the weights must fit (${presetNames().join(", ")})`)
+    .option("--model <dir>", "model folder (model.json + weights.bin)", "models/tiny")
+    .option(
+      "--backend <name>",
+      "tensorflow | wasm | cpu | onnx (default: fastest available, by GEMM calibration)",
+    )
+    .option("--threads <n>", "onnx: intra-op threads (default: all cores)")
+    .option("--device <name>", "onnx: cpu or cuda (needs onnxruntime-node's CUDA provider)", "cpu")
+    .option("--out <dir>", "output folder", "out/generate")
+    .option("--json", "print the run record as JSON on stdout and nothing else there")
+    .option("--convention <name>", "flops (1 multiply-add = 2 FLOPs) or macs", "flops")
+    .option("--eta <x>", "ddim: 0 deterministic, 1 DDPM-like")
+    .option("--local-price <usd>", "price of an hour of this machine, USD")
+    .option("--watts <w>", "power draw of this machine while generating")
+    .option("--kwh-price <usd>", "electricity price, USD per kWh")
+    .option("--gpus <ids>", `catalog GPUs to extrapolate to (default ${DEFAULT_SUMMARY_GPUS.join(",")})`)
+    .option("--catalog <file>", "your own GPU catalog JSON, merged over the shipped one")
+    .option("--ffmpeg <path>", "ffmpeg binary for MP4/GIF")
+    .option("--ort-profile", "onnx: fold onnxruntime's per-node profile into the kernel table")
+    .option("--scale <n>", "upscale of the viewing PNGs (nearest neighbour)", "8")
+    .action(async (raw: Record<string, unknown>) => {
+      const code = await generateCommand(parseOptions(Options, raw));
+      if (code !== 0) process.exitCode = code;
+    });
+}

@@ -1,0 +1,239 @@
+/**
+ * One metered generation: load the model on a backend, then frame after
+ * frame run the sampler from noise, each frame conditioned on the last K
+ * generated ones, with every network call going through the meter. Returns
+ * the frames and the RunRecord; writing files is the caller's job. Used by
+ * `generate` and by each `sweep` cell.
+ */
+
+import { frameRng } from "../diffusion/rng.ts";
+import { sampleFrame } from "../diffusion/sample.ts";
+import { makeSampler, samplerNames } from "../diffusion/samplers/index.ts";
+import { makeSchedule } from "../diffusion/schedule.ts";
+import { checkSteps } from "../diffusion/timesteps.ts";
+import { initBackend } from "../engine/backend.ts";
+import { calibrateGemm } from "../engine/calibrate.ts";
+import { calibrateOnnxGemm, probeOnnx } from "../engine/onnx.ts";
+import { analyticFlopsPerCall } from "../meter/analytic.ts";
+import type { FlopConvention } from "../meter/flops.ts";
+import { describeDevice, Meter } from "../meter/meter.ts";
+import { onnxKernelCounter } from "../meter/onnx-flops.ts";
+import type { RunRecord } from "../meter/record.ts";
+import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
+import { VideoDiT } from "../model/dit.ts";
+import { loadWeights } from "../model/io.ts";
+import { OnnxDiT } from "../model/onnx-export.ts";
+import { paramCount } from "../model/params.ts";
+import { UserError } from "../util/errors.ts";
+
+export interface GenerationOptions {
+  /** model folder (model.json + weights.bin) */
+  modelDir: string;
+  /** preset the weights must fit (refused by shape otherwise) */
+  preset?: string;
+  sampler: string;
+  steps: number;
+  frames: number;
+  fps: number;
+  seed: number;
+  /** tensorflow | wasm | cpu | onnx; undefined = fastest available by GEMM calibration */
+  backend?: string;
+  /** onnx intra-op threads */
+  threads?: number;
+  /** onnx device */
+  device?: "cpu" | "cuda";
+  /** onnx: fold ORT's per-node profile into the kernel table */
+  ortProfile?: boolean;
+  /** DDIM's eta */
+  eta?: number;
+  convention: FlopConvention;
+  /** reuse a calibration (sweeps calibrate once) */
+  calibration?: { gemmGflops: number; backend: string };
+  onProgress?: (p: { frame: number; frames: number; step: number; steps: number; nfe: number }) => void;
+  shouldStop?: () => boolean;
+}
+
+export interface GenerationResult {
+  config: ModelConfig;
+  /** completed frames, [H, W, 3] in [-1, 1] */
+  frames: Float32Array[];
+  record: RunRecord;
+  stopped: boolean;
+}
+
+interface Network {
+  predict(
+    x: Float32Array,
+    t: number[],
+    ctx: Float32Array | null,
+    mask: number[] | null,
+  ): Promise<Float32Array>;
+  dispose(): void;
+}
+
+interface Context {
+  frames: Float32Array;
+  mask: number[];
+}
+
+/** Validates what can be checked before loading anything; throws UserErrors with the fix. */
+export function checkGenerationOptions(
+  o: Pick<GenerationOptions, "sampler" | "steps" | "frames" | "preset">,
+): void {
+  if (!samplerNames().includes(o.sampler as never)) {
+    throw new UserError(`--sampler must be one of ${samplerNames().join(", ")}, got "${o.sampler}"`);
+  }
+  if (o.preset !== undefined && !PRESETS[o.preset]) {
+    throw new UserError(`--preset must be one of ${presetNames().join(", ")}, got "${o.preset}"`);
+  }
+  if (!Number.isInteger(o.frames) || o.frames < 1)
+    throw new UserError(`--frames must be an integer >= 1, got ${o.frames}`);
+  checkSteps(o.steps, 1000);
+}
+
+/** The backend to run on and why: forced, or the fastest by calibrated GEMM GFLOP/s. */
+async function chooseBackend(o: GenerationOptions): Promise<{
+  name: string;
+  reason: string;
+  calibration: { gemmGflops: number; backend: string };
+}> {
+  const threads = o.threads;
+  if (o.backend === "onnx") {
+    const probe = await probeOnnx();
+    if (!probe.available) {
+      throw new UserError(
+        `--backend onnx is not available: ${probe.reason}; reinstall with npm install (onnxruntime-node)`,
+      );
+    }
+    const cal = o.calibration ?? {
+      gemmGflops: (await calibrateOnnxGemm({ threads })).gflops,
+      backend: "onnx",
+    };
+    return {
+      name: "onnx",
+      reason: `forced by --backend onnx (onnxruntime-node ${probe.version})`,
+      calibration: cal,
+    };
+  }
+  if (o.backend !== undefined) {
+    const choice = await initBackend(o.backend);
+    const cal = o.calibration ?? { gemmGflops: (await calibrateGemm()).gflops, backend: choice.name };
+    return { ...choice, calibration: cal };
+  }
+  const tfChoice = await initBackend();
+  const tfGflops = (await calibrateGemm()).gflops;
+  const probe = await probeOnnx();
+  if (probe.available) {
+    const onnxGflops = (await calibrateOnnxGemm({ threads })).gflops;
+    if (onnxGflops > tfGflops) {
+      return {
+        name: "onnx",
+        reason: `auto: fastest by GEMM calibration (onnx ${onnxGflops.toFixed(1)} GFLOP/s > ${tfChoice.name} ${tfGflops.toFixed(1)} GFLOP/s)`,
+        calibration: { gemmGflops: onnxGflops, backend: "onnx" },
+      };
+    }
+  }
+  return {
+    name: tfChoice.name,
+    reason: `${tfChoice.reason}; GEMM ${tfGflops.toFixed(1)} GFLOP/s${probe.available ? "" : `; onnx unavailable: ${probe.reason}`}`,
+    calibration: { gemmGflops: tfGflops, backend: tfChoice.name },
+  };
+}
+
+export async function runGeneration(o: GenerationOptions): Promise<GenerationResult> {
+  checkGenerationOptions(o);
+  const expect = o.preset ? PRESETS[o.preset] : undefined;
+  const { config: cfg, flat } = loadWeights(o.modelDir, expect);
+  const backend = await chooseBackend(o);
+  if (backend.name === "onnx") {
+    const onnx = await OnnxDiT.create(cfg, flat, { threads: o.threads, device: o.device ?? "cpu" });
+    // FLOPs from the ONNX graph's nodes (optionally with ORT's own per-node times)
+    return generateWith(
+      o,
+      cfg,
+      onnx,
+      new Meter({ countKernels: onnxKernelCounter(onnx, { profile: o.ortProfile }) }),
+      backend,
+    );
+  }
+  // FLOPs from the tfjs kernels that actually ran
+  return generateWith(o, cfg, new VideoDiT(cfg, flat), new Meter(), backend);
+}
+
+async function generateWith(
+  o: GenerationOptions,
+  cfg: ModelConfig,
+  net: Network,
+  meter: Meter,
+  backend: { name: string; reason: string; calibration: { gemmGflops: number; backend: string } },
+): Promise<GenerationResult> {
+  const schedule = makeSchedule("cosine", cfg.trainTimesteps);
+  const sampler = makeSampler(o.sampler, schedule, { predictionType: cfg.prediction, eta: o.eta });
+  checkSteps(o.steps, schedule.T);
+  const K = cfg.contextFrames;
+  const n = cfg.imageSize * cfg.imageSize * cfg.channels;
+  const network = meter.wrap<Context>((x, t, ctx) => net.predict(x, [t], ctx.frames, ctx.mask));
+  const frames: Float32Array[] = [];
+  let stopped = false;
+  const nfePerFrame = sampler.nfeFor(o.steps);
+  try {
+    for (let i = 0; i < o.frames; i++) {
+      // the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
+      const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0) };
+      for (let k = 0; k < K; k++) {
+        const src = frames[frames.length - K + k];
+        if (src) {
+          ctx.frames.set(src, k * n);
+          ctx.mask[k] = 1;
+        }
+      }
+      meter.beginFrame(i);
+      const stepHook = meter.stepHook();
+      const res = await sampleFrame({
+        model: network,
+        context: ctx,
+        sampler,
+        steps: o.steps,
+        shape: n,
+        rng: frameRng(o.seed, i),
+        shouldStop: o.shouldStop,
+        onStep: (info) => {
+          stepHook(info);
+          o.onProgress?.({ frame: i, frames: o.frames, step: info.step, steps: o.steps, nfe: info.nfe });
+        },
+      });
+      meter.addSamplerFlops(res.samplerFlops);
+      meter.endFrame();
+      if (res.stopped) {
+        stopped = true;
+        break;
+      }
+      frames.push(res.sample.map((v) => Math.max(-1, Math.min(1, v))));
+    }
+  } finally {
+    net.dispose();
+  }
+  const record = meter.toRecord({
+    complete: !stopped && frames.length === o.frames,
+    backend: { name: backend.name, reason: backend.reason },
+    device: describeDevice(),
+    model: {
+      name: cfg.name,
+      params: paramCount(cfg),
+      flopsPerNfeAnalytic: analyticFlopsPerCall(cfg, "flops", 1),
+      config: { ...cfg, modelDir: o.modelDir },
+    },
+    sampler: {
+      name: o.sampler,
+      steps: o.steps,
+      nfePerFrame,
+      schedule: schedule.kind,
+      spacing: "trailing",
+    },
+    video: { frames: frames.length, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },
+    seed: o.seed,
+    flopConvention: o.convention,
+    calibration: backend.calibration,
+  });
+  return { config: cfg, frames, record, stopped };
+}
