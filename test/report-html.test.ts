@@ -125,6 +125,12 @@ describe("single-run report.html", () => {
     expect(outsideReferences(html)).toEqual([]);
   });
 
+  it("lists plain-text assumptions (the cost section's) as a list", () => {
+    const rec = syntheticRunRecord({ sampler: "ddim", steps: 2, frames: 2 });
+    const html = renderRunHtml(rec, [], { assumptions: ["launch overhead 5 us per kernel", "batch <1>"] });
+    expect(html).toContain("<ul><li>launch overhead 5 us per kernel</li><li>batch &#60;1&#62;</li></ul>");
+  });
+
   it("warns about an unfinished run", () => {
     const rec = { ...syntheticRunRecord({ sampler: "ddim", steps: 2, frames: 2 }), complete: false };
     rec.video = { ...rec.video, frames: 5 };

@@ -263,7 +263,8 @@ export function renderRunHtml(
     record.cost !== undefined ? section("Cost", renderGeneric(record.cost)) : "",
     extra.quality !== undefined ? section("Quality", renderGeneric(extra.quality)) : "",
     machineSection(ctx.machine ?? null),
-    assumptionsSection(ctx.assumptions ?? null),
+    // default: the assumptions the cost stage wrote into the record
+    assumptionsSection(ctx.assumptions ?? (isObject(record.cost) ? record.cost.assumptions : null)),
   ];
   return page(title, body.join("\n"));
 }
@@ -351,6 +352,10 @@ function machineSection(machine: unknown): string {
 function assumptionsSection(assumptions: unknown): string {
   if (assumptions === null || assumptions === undefined) {
     return section("Assumptions", "<p>No cost assumptions were supplied.</p>");
+  }
+  if (Array.isArray(assumptions) && assumptions.every((a) => typeof a === "string")) {
+    // the cost section's plain list (src/cost/run.ts costSection.assumptions)
+    return section("Assumptions", `<ul>${assumptions.map((a) => `<li>${esc(a)}</li>`).join("")}</ul>`);
   }
   const rows = assumptionRows(assumptions, "");
   if (rows.length === 0) return section("Assumptions", renderGeneric(assumptions));
