@@ -33,7 +33,10 @@ export interface GenerationOptions {
   preset?: string;
   sampler: string;
   steps: number;
+  /** frames per clip */
   frames: number;
+  /** clips, one after another, each from noise (clip c uses seed + c); default 1 */
+  clips?: number;
   fps: number;
   seed: number;
   /** tensorflow | wasm | cpu | onnx; undefined = fastest available by GEMM calibration */
@@ -55,8 +58,10 @@ export interface GenerationOptions {
 
 export interface GenerationResult {
   config: ModelConfig;
-  /** completed frames, [H, W, 3] in [-1, 1] */
+  /** completed frames of the first clip, [H, W, 3] in [-1, 1] */
   frames: Float32Array[];
+  /** completed frames of every clip */
+  clips: Float32Array[][];
   record: RunRecord;
   stopped: boolean;
 }
@@ -173,48 +178,61 @@ async function generateWith(
   const K = cfg.contextFrames;
   const n = cfg.imageSize * cfg.imageSize * cfg.channels;
   const network = meter.wrap<Context>((x, t, ctx) => net.predict(x, [t], ctx.frames, ctx.mask));
-  const frames: Float32Array[] = [];
+  const clips: Float32Array[][] = [];
   let stopped = false;
   const nfePerFrame = sampler.nfeFor(o.steps);
+  const nClips = o.clips ?? 1;
+  let index = 0;
   try {
-    for (let i = 0; i < o.frames; i++) {
-      // the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
-      const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0) };
-      for (let k = 0; k < K; k++) {
-        const src = frames[frames.length - K + k];
-        if (src) {
-          ctx.frames.set(src, k * n);
-          ctx.mask[k] = 1;
+    for (let c = 0; c < nClips && !stopped; c++) {
+      const frames: Float32Array[] = [];
+      clips.push(frames);
+      for (let i = 0; i < o.frames; i++) {
+        // the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
+        const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0) };
+        for (let k = 0; k < K; k++) {
+          const src = frames[frames.length - K + k];
+          if (src) {
+            ctx.frames.set(src, k * n);
+            ctx.mask[k] = 1;
+          }
         }
+        meter.beginFrame(index++);
+        const stepHook = meter.stepHook();
+        const res = await sampleFrame({
+          model: network,
+          context: ctx,
+          sampler,
+          steps: o.steps,
+          shape: n,
+          rng: frameRng(o.seed + c, i),
+          shouldStop: o.shouldStop,
+          onStep: (info) => {
+            stepHook(info);
+            o.onProgress?.({
+              frame: c * o.frames + i,
+              frames: nClips * o.frames,
+              step: info.step,
+              steps: o.steps,
+              nfe: info.nfe,
+            });
+          },
+        });
+        meter.addSamplerFlops(res.samplerFlops);
+        meter.endFrame();
+        if (res.stopped) {
+          stopped = true;
+          break;
+        }
+        frames.push(res.sample.map((v) => Math.max(-1, Math.min(1, v))));
       }
-      meter.beginFrame(i);
-      const stepHook = meter.stepHook();
-      const res = await sampleFrame({
-        model: network,
-        context: ctx,
-        sampler,
-        steps: o.steps,
-        shape: n,
-        rng: frameRng(o.seed, i),
-        shouldStop: o.shouldStop,
-        onStep: (info) => {
-          stepHook(info);
-          o.onProgress?.({ frame: i, frames: o.frames, step: info.step, steps: o.steps, nfe: info.nfe });
-        },
-      });
-      meter.addSamplerFlops(res.samplerFlops);
-      meter.endFrame();
-      if (res.stopped) {
-        stopped = true;
-        break;
-      }
-      frames.push(res.sample.map((v) => Math.max(-1, Math.min(1, v))));
     }
   } finally {
     net.dispose();
   }
+  const done = clips.reduce((a, f) => a + f.length, 0);
   const record = meter.toRecord({
-    complete: !stopped && frames.length === o.frames,
+    complete: !stopped && done === nClips * o.frames,
     backend: { name: backend.name, reason: backend.reason },
     device: describeDevice(),
     model: {
@@ -230,10 +248,10 @@ async function generateWith(
       schedule: schedule.kind,
       spacing: "trailing",
     },
-    video: { frames: frames.length, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },
+    video: { frames: done, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },
     seed: o.seed,
     flopConvention: o.convention,
     calibration: backend.calibration,
   });
-  return { config: cfg, frames, record, stopped };
+  return { config: cfg, frames: clips[0] ?? [], clips, record, stopped };
 }

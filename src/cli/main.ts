@@ -9,6 +9,7 @@ import { register as registerGenerate } from "./generate.ts";
 import { register as registerGpus } from "./gpus.ts";
 import { register as registerPath } from "./path.ts";
 import { register as registerReport } from "./report.ts";
+import { register as registerSweep } from "./sweep.ts";
 import { register as registerTrain } from "./train.ts";
 
 const program = new Command();
@@ -23,6 +24,7 @@ program
 // Commands: one import and one register() call per file in src/cli/.
 const registrations: Array<(p: Command) => void> = [
   registerGenerate,
+  registerSweep,
   registerDoctor,
   registerTrain,
   registerReport,
