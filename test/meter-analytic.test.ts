@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../src/engine/tf.ts";
 import { analyticBreakdown, analyticFlopsPerCall } from "../src/meter/analytic.ts";
-import { Meter } from "../src/meter/meter.ts";
+import { type KernelCounter, Meter, tfjsProfileCounter } from "../src/meter/meter.ts";
 import { type ModelConfig, PRESETS } from "../src/model/config.ts";
 import { VideoDiT } from "../src/model/dit.ts";
 import { initParams } from "../src/model/params.ts";
@@ -13,14 +13,19 @@ beforeAll(async () => {
 });
 
 /** FLOPs per NFE counted from the kernels one forward pass of a random-weight model ran. */
-async function countedFlops(cfg: ModelConfig, batch = 1, withContext = false): Promise<number> {
+async function countedFlops(
+  cfg: ModelConfig,
+  batch = 1,
+  withContext = false,
+  countKernels?: KernelCounter,
+): Promise<number> {
   const model = new VideoDiT(cfg, initParams(cfg, 3));
   const frame = cfg.imageSize * cfg.imageSize * cfg.channels;
   const K = cfg.contextFrames;
   const context = withContext && K > 0 ? new Float32Array(batch * K * frame).fill(0.1) : null;
   const mask = context ? new Float32Array(batch * K).fill(1) : null;
   try {
-    const meter = new Meter();
+    const meter = new Meter({ countKernels });
     const net = meter.wrap<null>((x, t) => model.predict(x, new Array(batch).fill(t), context, mask));
     await net(new Float32Array(batch * frame).fill(0.2), 500, null);
     const s = meter.summary();
@@ -42,6 +47,11 @@ describe("analytic FLOPs of the video DiT", () => {
       expect(counted).toBe(analytic);
     });
   }
+
+  it("counting through tf.profile gives the same number", async () => {
+    const cfg = PRESETS.micro;
+    expect(await countedFlops(cfg, 2, true, tfjsProfileCounter)).toBe(analyticFlopsPerCall(cfg, "flops", 2));
+  });
 
   it("pins the tiny preset: 114,945,280 FLOPs per NFE (57,472,640 MACs)", () => {
     expect(analyticFlopsPerCall(PRESETS.tiny)).toBe(114_945_280);

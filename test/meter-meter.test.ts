@@ -3,7 +3,13 @@ import { sampleFrame } from "../src/diffusion/sample.ts";
 import { makeSampler } from "../src/diffusion/samplers/index.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
 import { tf } from "../src/engine/tf.ts";
-import { type KernelCounter, Meter, type NetworkFn, tfjsProfileCounter } from "../src/meter/meter.ts";
+import {
+  type KernelCounter,
+  Meter,
+  type NetworkFn,
+  tfjsKernelCounter,
+  tfjsProfileCounter,
+} from "../src/meter/meter.ts";
 import { Rng } from "../src/util/rng.ts";
 
 // x [N*D] -> [N, D]; dense D->H (+bias), sigmoid, multiply, softmax, dense H->D; FLOPs by hand below.
@@ -50,7 +56,7 @@ function spyCounter(): { counter: KernelCounter; runs: () => number } {
   return {
     counter: async (call) => {
       n++;
-      return tfjsProfileCounter(call);
+      return tfjsKernelCounter(call);
     },
     runs: () => n,
   };
@@ -128,6 +134,27 @@ describe("Meter with tfjs profiling", () => {
     expect(topk.countPerNfe).toBe(1);
     // only the Add is counted
     expect(s.flopsPerNfe).toBe(N * D);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("the tf.profile counter sees the same kernels, shapes and FLOPs as the default dispatch tap", async () => {
+    const before = tf.memory().numTensors;
+    const a = await tfjsKernelCounter(() => makeNet()(input(), 0, null));
+    const b = await tfjsProfileCounter(() => makeNet()(input(), 0, null));
+    expect(a.result).toEqual(b.result);
+    const strip = (ks: typeof a.kernels) => ks.map(({ name, flops, bytes }) => ({ name, flops, bytes }));
+    expect(strip(a.kernels)).toEqual(strip(b.kernels));
+    expect(a.kernels.map((k) => k.name)).toEqual([
+      "Reshape",
+      "Reshape",
+      "_FusedMatMul",
+      "Reshape",
+      "Sigmoid",
+      "Multiply",
+      "Softmax",
+      "BatchMatMul",
+    ]);
+    expect(a.peakBytes).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
   });
 
