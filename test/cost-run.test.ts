@@ -83,6 +83,8 @@ describe("roofline extrapolation to a catalog GPU", () => {
     expect(by._FusedMatMul.bound).toBe("compute");
     expect(by.Add.bound).toBe("memory");
     expect(by.Reshape.bound).toBe("none");
+    // views move no data and launch nothing on a GPU
+    expect(by.Reshape.launchMs).toBe(0);
   });
 
   it("time per kernel = max(FLOPs / (peak x MFU), bytes / bandwidth) + launches x overhead", () => {

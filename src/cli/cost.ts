@@ -350,7 +350,8 @@ function runRecordCost(f: z.output<typeof CostOptions>, catalog: Catalog): void 
   );
   for (const x of ex) lines.push(...formatExtrapolation(x));
   lines.push("assumptions:");
-  for (const a of ex[0]?.assumptions.slice(1) ?? []) lines.push(`  - ${a}`);
+  for (const a of ex[0]?.assumptions.slice(1) ?? [])
+    lines.push(`  - ${a.replace(/ \(\d[\d.]* TB\/s for [^;]*;/, " (per GPU;")}`);
   lines.push(
     "  - compute roof: each GPU's dense BF16 peak x its MFU (shown per GPU; sources: framecost gpus --json)",
   );

@@ -172,8 +172,9 @@ export function extrapolateRun(run: MeteredRun, o: ExtrapolationOptions): Extrap
     const bytes = k.bytesPerNfe * bytesScale;
     const computeMs = (k.flopsPerNfe / delivered) * 1000;
     const memoryMs = (bytes / bw) * 1000;
-    const launchMs = (k.countPerNfe * launchUs.value) / 1000;
     const roof = Math.max(computeMs, memoryMs);
+    // views (reshape and the like) move no data and launch no kernel on a GPU
+    const launchMs = roof === 0 ? 0 : (k.countPerNfe * launchUs.value) / 1000;
     kernels.push({
       name: k.name,
       countPerNfe: k.countPerNfe,
@@ -222,8 +223,8 @@ export function extrapolateRun(run: MeteredRun, o: ExtrapolationOptions): Extrap
         : { compute: 0, memory: 0, launch: 0 },
     assumptions: [
       `compute roof: peak ${peakTflops} TFLOP/s (${precision}${precision === "bf16" ? " dense" : ""}) x MFU ${mfu.value.toFixed(3)}: ${mfu.source}`,
-      `memory roof: datasheet bandwidth ${o.gpu.memoryBandwidthTBs.value} TB/s (an upper bound); bytes as metered at fp32${precision === "bf16" ? ", halved for bf16" : ""}`,
-      `launch overhead ${launchUs.value} us per kernel: ${launchUs.source}`,
+      `memory roof: the GPU's datasheet bandwidth (${o.gpu.memoryBandwidthTBs.value} TB/s for ${o.gpu.id}; an upper bound); bytes as metered at fp32${precision === "bf16" ? ", halved for bf16" : ""}`,
+      `launch overhead ${launchUs.value} us per kernel that moves data or computes (views launch nothing): ${launchUs.source}`,
       "one clip at a time (batch 1), as metered; batching would raise utilization of small kernels",
     ],
   };
