@@ -143,12 +143,13 @@ describe("distribution over references (2-D points, weights 0.2 / 0.3 / 0.5, 600
 
 describe("discretisation error against the exact ODE endpoint (Gaussian data, v, trailing, 16 elements, seed 7)", () => {
   const NFES = [5, 9, 19, 49, 99];
-  async function errors(kind: ScheduleKind, name: SamplerName): Promise<number[]> {
+  // each sampler against the exact endpoint from its own first timestep (Heun's capped one: sigma <= 80)
+  async function errors(kind: ScheduleKind, name: SamplerName, opts: SamplerOptions = {}): Promise<number[]> {
     const sch = makeSchedule(kind);
     const model = makeGaussianDenoiser(0, 0.5, sch, "v");
     const out: number[] = [];
     for (const nfe of NFES) {
-      const sampler = makeSampler(name, sch, { predictionType: "v" });
+      const sampler = makeSampler(name, sch, { predictionType: "v", ...opts });
       const steps = name === "heun" ? (nfe + 1) / 2 : nfe;
       expect(sampler.nfeFor(steps)).toBe(nfe);
       const r = await sampleFrame({ model, context: null, sampler, steps, shape: 16, rng: makeRng(7) });
@@ -164,14 +165,14 @@ describe("discretisation error against the exact ODE endpoint (Gaussian data, v,
       ddpm: [],
       ddim: [0.1523, 0.08897, 0.04391, 0.01748, 0.008768],
       euler: [0.1523, 0.08897, 0.04391, 0.01748, 0.008767],
-      heun: [166.5, 39.82, 5.152, 0.3275, 0.03944],
+      heun: [0.39, 0.062, 0.003035, 0.00295, 0.001233],
       "dpmpp-2m": [0.1173, 0.03548, 0.002534, 0.0009157, 0.0002504],
     },
     linear: {
       ddpm: [],
       ddim: [0.2618, 0.1575, 0.07949, 0.03214, 0.01622],
       euler: [0.2618, 0.1575, 0.07949, 0.03214, 0.01622],
-      heun: [0.3332, 0.1986, 0.07139, 0.01485, 0.004744],
+      heun: [0.3356, 0.1988, 0.0714, 0.01294, 0.004435],
       "dpmpp-2m": [0.2521, 0.1235, 0.02818, 0.0009517, 0.0009358],
     },
   };
@@ -220,11 +221,57 @@ describe("discretisation error against the exact ODE endpoint (Gaussian data, v,
     expect(euler[4] / heun[4]).toBeGreaterThan(3);
   });
 
-  it("known limitation: Heun's first step on the cosine schedule spans sigma 20290 -> 6.4 and wrecks it below ~100 NFEs", async () => {
-    // the trapezoid rule averages the slopes at both ends of a step whose length is ~sigma_max;
-    // diffusers' HeunDiscreteScheduler behaves the same way with squaredcos_cap_v2 and trailing spacing
+  it("Heun with sigma capped at 80 (the default) beats the first-order samplers on the cosine schedule from 9 NFEs on", async () => {
     const heun = await errors("cosine", "heun");
+    const ddim = await errors("cosine", "ddim");
     const euler = await errors("cosine", "euler");
-    for (const i of [0, 1, 2, 3, 4]) expect(heun[i]).toBeGreaterThan(euler[i]);
+    for (const i of [1, 2, 3, 4]) {
+      expect(heun[i]).toBeLessThan(ddim[i]);
+      expect(heun[i]).toBeLessThan(euler[i]);
+    }
+    // by 5x or more from 19 NFEs on; 3 steps (5 NFEs) are still too few for it
+    for (const i of [2, 3, 4]) expect(euler[i] / heun[i]).toBeGreaterThan(5);
+    expect(heun[0]).toBeGreaterThan(euler[0]);
+  });
+
+  it("at equal NFEs DPM-Solver++(2M) beats Heun on both schedules (1 NFE per step against 2)", async () => {
+    for (const kind of ["cosine", "linear"] as const) {
+      const dpm = await errors(kind, "dpmpp-2m");
+      const heun = await errors(kind, "heun");
+      dpm.forEach((x, i) => {
+        expect(x).toBeLessThan(heun[i]);
+      });
+    }
+  });
+
+  it("sigmaMax: Infinity (diffusers' Heun) reproduces the old failure: the first step spans sigma 20290 -> 6.4", async () => {
+    // the trapezoid rule over a step ~20000 long; diffusers' HeunDiscreteScheduler does the same with
+    // squaredcos_cap_v2 and trailing spacing
+    const heun = await errors("cosine", "heun", { sigmaMax: Number.POSITIVE_INFINITY });
+    const euler = await errors("cosine", "euler");
+    heun.forEach((x, i) => {
+      expectPinned(x, [166.5, 39.82, 5.152, 0.3275, 0.03944][i]);
+      expect(x).toBeGreaterThan(euler[i]);
+    });
+    // on the linear schedule (sigma 157 at t = 999) the cap changes little
+    const lin = await errors("linear", "heun", { sigmaMax: Number.POSITIVE_INFINITY });
+    lin.forEach((x, i) => {
+      expectPinned(x, [0.3332, 0.1986, 0.07139, 0.01485, 0.004744][i]);
+    });
+  });
+
+  it("Euler needs no cap (off by default, as in diffusers): sigmaMax 80 moves its errors little", async () => {
+    const pinned = {
+      cosine: [0.1519, 0.0887, 0.04378, 0.01744, 0.008752],
+      linear: [0.2618, 0.1575, 0.07425, 0.03001, 0.01511], // from 19 NFEs the steps are respaced below sigma 80
+    };
+    for (const kind of ["cosine", "linear"] as const) {
+      const capped = await errors(kind, "euler", { sigmaMax: 80 });
+      const plain = await errors(kind, "euler");
+      capped.forEach((x, i) => {
+        expectPinned(x, pinned[kind][i]);
+        expect(Math.abs(x / plain[i] - 1)).toBeLessThan(kind === "cosine" ? 0.005 : 0.08);
+      });
+    }
   });
 });

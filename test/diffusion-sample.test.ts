@@ -24,7 +24,7 @@ describe("sampleFrame", () => {
       rng: makeRng(1),
     });
     expect(seen).toEqual([
-      [999, "prev-frames"],
+      [990, "prev-frames"], // Heun's first timestep capped at sigma 80
       [666, "prev-frames"],
       [666, "prev-frames"],
       [332, "prev-frames"],
@@ -47,7 +47,7 @@ describe("sampleFrame", () => {
       onStep: ({ predX0: _p, ...rest }) => infos.push(rest),
     });
     expect(infos.map((i) => [i.step, i.nfe, i.t])).toEqual([
-      [0, 1, 999],
+      [0, 1, 990],
       [1, 2, 666],
       [1, 3, 666],
       [2, 4, 332],

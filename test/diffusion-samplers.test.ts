@@ -3,7 +3,13 @@ import { describe, expect, it } from "vitest";
 import { makeGaussianDenoiser, makeIdealDenoiser } from "../src/diffusion/ideal.ts";
 import { makeRng } from "../src/diffusion/rng.ts";
 import { sampleFrame } from "../src/diffusion/sample.ts";
-import { makeSampler, SAMPLERS, type SamplerName, samplerNames } from "../src/diffusion/samplers/index.ts";
+import {
+  makeSampler,
+  SAMPLERS,
+  type SamplerName,
+  type SamplerOptions,
+  samplerNames,
+} from "../src/diffusion/samplers/index.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
 import { UserError } from "../src/util/errors.ts";
 
@@ -60,10 +66,13 @@ describe("timesteps and NFEs", () => {
     }
   });
 
-  it("Heun repeats every spaced timestep but the first, like diffusers", () => {
+  it("Heun repeats every spaced timestep but the first, like diffusers, starting at sigma <= 80", () => {
     const s = makeSampler("heun", cosine);
     s.setTimesteps(4);
-    expect(s.timesteps).toEqual([999, 749, 749, 499, 499, 249, 249]);
+    expect(s.timesteps).toEqual([990, 749, 749, 499, 499, 249, 249]);
+    const plain = makeSampler("heun", cosine, { sigmaMax: Number.POSITIVE_INFINITY });
+    plain.setTimesteps(4);
+    expect(plain.timesteps).toEqual([999, 749, 749, 499, 499, 249, 249]);
     expect(s.timesteps.map((_, i) => s.completesStep(i))).toEqual([
       false,
       true,
@@ -80,9 +89,88 @@ describe("timesteps and NFEs", () => {
     for (const name of ALL) {
       const s = makeSampler(name, lin);
       s.setTimesteps(10);
-      const abar = lin.alphasCumprod[999];
+      // Heun's first timestep is capped to sigma <= 80: t = 929 on the linear schedule
+      const abar = lin.alphasCumprod[name === "heun" ? 929 : 999];
       const expected = name === "euler" || name === "heun" ? Math.sqrt((1 - abar) / abar + 1) : 1;
+      expect(s.timesteps[0]).toBe(name === "heun" ? 929 : 999);
       expect(s.initNoiseSigma).toBeCloseTo(expected, 9);
+    }
+  });
+});
+
+describe("sigmaMax (EDM's cap on the starting noise level; heun 80 by default, euler off)", () => {
+  const sigma = (abar: number) => Math.sqrt((1 - abar) / abar);
+  const spaced = (name: SamplerName, kind: "cosine" | "linear", n: number, opts: SamplerOptions = {}) => {
+    const s = makeSampler(name, makeSchedule(kind), opts);
+    s.setTimesteps(n);
+    return s.timesteps.filter((t, i) => i === 0 || t !== s.timesteps[i - 1]);
+  };
+
+  it("moves timesteps above the cap to the largest one at or below it", () => {
+    for (const [kind, tMax] of [
+      ["cosine", 990],
+      ["linear", 929],
+    ] as const) {
+      const ac = makeSchedule(kind).alphasCumprod;
+      expect(sigma(ac[tMax])).toBeLessThanOrEqual(80);
+      expect(sigma(ac[tMax + 1])).toBeGreaterThan(80);
+      expect(spaced("heun", kind, 10)).toEqual([tMax, 899, 799, 699, 599, 499, 399, 299, 199, 99]);
+      expect(spaced("euler", kind, 10, { sigmaMax: 80 })).toEqual(spaced("heun", kind, 10));
+      expect(spaced("euler", kind, 10)[0]).toBe(999);
+      // leading spacing starts at 900, below both caps: unchanged
+      expect(spaced("heun", kind, 10, { spacing: "leading" })[0]).toBe(900);
+      expect(spaced("heun", kind, 10, { spacing: "linspace" })).toEqual([
+        tMax,
+        888,
+        777,
+        666,
+        555,
+        444,
+        333,
+        222,
+        111,
+        0,
+      ]);
+    }
+    // a lower cap: the first call at the last timestep with sigma <= 10, the noise scaled to it
+    const s = makeSampler("heun", cosine, { sigmaMax: 10 });
+    s.setTimesteps(2);
+    const t0 = s.timesteps[0];
+    expect(sigma(cosine.alphasCumprod[t0])).toBeLessThanOrEqual(10);
+    expect(sigma(cosine.alphasCumprod[t0 + 1])).toBeGreaterThan(10);
+    expect(s.initNoiseSigma).toBeCloseTo(Math.sqrt(sigma(cosine.alphasCumprod[t0]) ** 2 + 1), 9);
+  });
+
+  it("respaces the steps below the cap where moving them would repeat a timestep, keeping 2n-1 NFEs", () => {
+    // linear, 15 trailing steps: 999, 932, 866 all exceed sigma 80; capping would give 929 three times
+    const lin15 = spaced("heun", "linear", 15);
+    expect(lin15).toEqual([929, 867, 805, 743, 681, 619, 557, 495, 433, 371, 309, 247, 185, 123, 61]);
+    const s = makeSampler("heun", makeSchedule("linear"));
+    expect(s.nfeFor(15)).toBe(29);
+    s.setTimesteps(15);
+    expect(s.timesteps.length).toBe(29);
+    // more steps than timesteps at or below the cap: repeats are unavoidable, NFEs as stated
+    const c = makeSampler("heun", cosine);
+    c.setTimesteps(1000);
+    expect(c.timesteps.length).toBe(1999);
+    expect(c.timesteps.slice(0, 3)).toEqual([990, 990, 990]);
+    expect(spaced("heun", "cosine", 991).length).toBe(991);
+  });
+
+  it("refuses a cap that is not a positive number, below every sigma, or on a sampler without one", () => {
+    for (const bad of [0, -1, Number.NaN]) {
+      expect(() => makeSampler("heun", cosine, { sigmaMax: bad })).toThrow(UserError);
+      expect(() => makeSampler("heun", cosine, { sigmaMax: bad })).toThrow(
+        `sigmaMax must be a number > 0 (80 as in Karras et al. 2022, Infinity for no cap), got ${bad}`,
+      );
+    }
+    expect(() => makeSampler("euler", cosine, { sigmaMax: 1e-6 })).toThrow(
+      "sigmaMax 0.000001 is below every noise level of the cosine schedule (smallest sigma 0.006425); use e.g. sigmaMax 80",
+    );
+    for (const name of ["ddpm", "ddim", "dpmpp-2m"] as const) {
+      expect(() => makeSampler(name, cosine, { sigmaMax: 80 })).toThrow(
+        "sigmaMax applies only to the euler and heun samplers, got sigmaMax 80; drop sigmaMax or use euler or heun",
+      );
     }
   });
 });
@@ -99,6 +187,8 @@ describe("sampler arithmetic", () => {
       ["ddim", { clipSample: 1 }],
       ["euler", {}],
       ["heun", {}],
+      ["heun", { sigmaMax: Number.POSITIVE_INFINITY }],
+      ["euler", { sigmaMax: 80 }],
       ["dpmpp-2m", {}],
     ];
     for (const [name, opts] of cases) {
@@ -173,8 +263,8 @@ describe("pinned outputs (Gaussian data N(0, 0.5^2), cosine, v, trailing, seed 0
     ddpm: -0.5671456772834063,
     ddim: 1.2728107469156384,
     euler: 1.2728107925504446,
-    // far off: Heun's first step spans sigma 20290 -> 6.4 on the cosine schedule (see diffusion-ideal tests)
-    heun: 15.657019764184952,
+    // capped at sigma 80 (t = 990); without the cap 15.657, far off (see diffusion-ideal tests)
+    heun: 1.4829215537756681,
     "dpmpp-2m": 1.4178473949432373,
   };
   for (const name of ALL) {

@@ -28,6 +28,8 @@ export interface SamplerOptions {
   eta?: number;
   /** clamp predX0 into [-c, c] (ddpm, ddim; diffusers' clip_sample); default off */
   clipSample?: number;
+  /** cap on the starting noise level (euler, heun; see sigma.ts); default 80 for heun, no cap (Infinity) for euler */
+  sigmaMax?: number;
 }
 
 export interface StepResult {
@@ -88,6 +90,16 @@ export abstract class BaseSampler implements Sampler {
   ) {
     this.predictionType = opts.predictionType ?? "eps";
     this.spacing = opts.spacing ?? "trailing";
+    if (opts.sigmaMax !== undefined && !this.takesSigmaMax()) {
+      throw new UserError(
+        `sigmaMax applies only to the euler and heun samplers, got sigmaMax ${opts.sigmaMax}; drop sigmaMax or use euler or heun`,
+      );
+    }
+  }
+
+  /** whether opts.sigmaMax means something here (the sigma-space samplers); called from the constructor */
+  protected takesSigmaMax(): boolean {
+    return false;
   }
 
   get flopsCounted(): number {
