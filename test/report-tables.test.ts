@@ -122,7 +122,7 @@ describe("report tables", () => {
     expect(text).toContain(
       "Counts in FLOPs (PyTorch convention: 1 add or 1 multiply = 1, a multiply-accumulate = 2)",
     );
-    expect(text).toContain("first call (warm-up, incl. profiling)");
+    expect(text).toContain("first call (warm-up, incl. kernel counting)");
     expect(text).toMatch(/per NFE, steady state\s*│\s*9\s*│\s*8\.0 ms\s*│\s*7\.5 ms\s*│\s*9\.5 ms/);
     expect(text).toMatch(/per frame\s*│\s*2\s*│\s*50\.0 ms\s*│\s*50\.0 ms\s*│\s*58\.0 ms/);
     expect(text).toContain(

@@ -43,7 +43,7 @@ const KernelSchema = z.object({
   /** 0 for data movement, which is counted with 0 FLOPs on purpose */
   flopsPerNfe: nonNegative,
   bytesPerNfe: nonNegative,
-  /** kernel time per NFE from the profiled call of each shape */
+  /** kernel time per NFE from the counted call of each shape */
   msPerNfe: nonNegative,
   /** false: no FLOP rule for this kernel (its FLOPs are unknown, not zero) */
   counted: z.boolean(),
@@ -53,7 +53,7 @@ const UncountedSchema = z.object({
   name: z.string().min(1),
   /** invocations over the whole run */
   count: count,
-  /** kernel time over the whole run: profiled time per call of each shape x calls of that shape */
+  /** kernel time over the whole run: kernel time in the counted call of each shape x calls of that shape */
   ms: nonNegative,
 });
 
@@ -92,9 +92,9 @@ export const RunRecordSchema = z.looseObject({
   calibration: z.object({ gemmGflops: nonNegative.refine((v) => v > 0, "must be > 0"), backend: z.string() }),
   frames: z.array(FrameSchema),
   nfeTiming: z.object({
-    /** the first network call: compilation, allocation and the one-time kernel profiling */
+    /** the first network call: compilation, allocation and the one-time kernel counting */
     warmupMs: msOrNull,
-    /** steady state: calls after the first that were not profiled, per NFE */
+    /** steady state: calls after the first that were not counted (a counted call per new shape is excluded), per NFE */
     meanMs: msOrNull,
     medianMs: msOrNull,
     p90Ms: msOrNull,
@@ -119,7 +119,7 @@ export const RunRecordSchema = z.looseObject({
     utilization: nonNegative,
   }),
   memory: z.object({
-    /** most bytes held by tfjs tensors at once (from the profiled calls and after every call) */
+    /** most bytes held by tfjs tensors at once (from the counted calls and after every call) */
     peakTensorBytes: count,
     /** process peak resident set (process.resourceUsage().maxRSS) */
     peakRssBytes: count,

@@ -149,7 +149,7 @@ export function timingTable(r: RunRecord): string {
   );
   const nt = r.nfeTiming;
   t.push([
-    "first call (warm-up, incl. profiling)",
+    "first call (warm-up, incl. kernel counting)",
     nt.warmupMs === null ? "0" : "1",
     formatMs(nt.warmupMs),
     "",
@@ -295,7 +295,7 @@ export function renderReport(r: RunRecord, opts: TableOptions = {}): string {
     timingTable(r),
     "\nFrames",
     framesTable(r, convention, opts.maxFrames ?? 60),
-    "\nKernels per NFE (FLOPs and bytes counted once per input shape; times from the profiled call of each shape)",
+    "\nKernels per NFE (FLOPs and bytes counted once per input shape; times from the counted call of each shape)",
     kernelsTable(r, convention, opts.top ?? 12),
     uncountedLine(r),
   ];
