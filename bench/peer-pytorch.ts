@@ -9,8 +9,10 @@
  * out on both sides. framecost is timed before and after PyTorch (the two
  * medians are averaged), so a change in load shows in both.
  *
- * Needs Debian's python3-torch: installed here with apt-get if missing (as
- * root, or with sudo), never on CI (CI set: the bench stops and says so).
+ * Needs Debian's python3-torch and libopenblas0-pthread (Debian's torch calls
+ * whatever libblas.so.3 is installed; without OpenBLAS that is the slow
+ * reference BLAS): installed here with apt-get if missing (as root, or with
+ * sudo), never on CI (CI set: the bench stops and says so).
  *
  * Run: npx tsx bench/peer-pytorch.ts [--preset tiny] [--threads 2] [--runs 20] [--steps 20] [--model models/tiny]
  */
@@ -46,41 +48,42 @@ const runs = Number(args.runs);
 const steps = Number(args.steps);
 const seed = Number(args.seed);
 
+/** PyTorch, and OpenBLAS under it: Debian's torch calls whatever libblas.so.3 is, the slow reference BLAS otherwise. */
+const PACKAGES = ["python3-torch", "libopenblas0-pthread"];
+
+function installed(pkg: string): boolean {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a JS template
+  const r = spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" });
+  return r.status === 0 && r.stdout.includes("install ok installed");
+}
+
 function hasTorch(): boolean {
   return spawnSync(PYTHON, ["-c", "import torch, numpy"], { stdio: "ignore" }).status === 0;
 }
 
 function ensureTorch(): void {
-  if (hasTorch()) return;
+  const missing = PACKAGES.filter((p) => !installed(p));
+  if (missing.length === 0 && hasTorch()) return;
   if (process.env.CI) {
     console.error(
-      "python3-torch is not installed, and this bench does not install packages on CI (CI is set)",
+      `${missing.join(", ")} not installed, and this bench does not install packages on CI (CI is set)`,
     );
     process.exit(2);
   }
-  const policy = spawnSync("apt-cache", ["policy", "python3-torch"], { encoding: "utf8" });
-  if (policy.status !== 0 || /Candidate: \(none\)/.test(policy.stdout)) {
-    console.error("python3-torch is not installed and apt has no candidate for it (a Debian/Ubuntu package)");
-    process.exit(2);
+  for (const pkg of missing) {
+    const policy = spawnSync("apt-cache", ["policy", pkg], { encoding: "utf8" });
+    if (policy.status !== 0 || !/Candidate: \d/.test(policy.stdout)) {
+      console.error(`${pkg} is not installed and apt has no candidate for it (a Debian package)`);
+      process.exit(2);
+    }
   }
   const root = process.getuid?.() === 0;
-  const cmd = [
-    ...(root ? [] : ["sudo"]),
-    "apt-get",
-    "install",
-    "-y",
-    "--no-install-recommends",
-    "python3-torch",
-  ];
-  console.log(`installing PyTorch: ${cmd.join(" ")} (about 170 packages, once)`);
-  const r = spawnSync(cmd[0], cmd.slice(1), {
-    stdio: "inherit",
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-  });
+  const cmd = [...(root ? [] : ["sudo"]), "apt-get", "install", "-y", "--no-install-recommends", ...missing];
+  console.log(`installing the PyTorch peer: ${cmd.join(" ")} (python3-torch pulls ~170 packages, once)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const r = spawnSync(cmd[0], cmd.slice(1), { stdio: "inherit", env });
   if (r.status !== 0 || !hasTorch()) {
-    console.error(
-      `apt-get did not install a working python3-torch (exit ${r.status}); run: ${cmd.join(" ")}`,
-    );
+    console.error(`apt-get did not install a working PyTorch (exit ${r.status}); run: ${cmd.join(" ")}`);
     process.exit(2);
   }
 }
@@ -153,6 +156,7 @@ let torchResult: {
   flopsPerCall: number;
   flopCounter: string;
   maxAbsDiff: number;
+  blas: string;
 };
 try {
   const meta = {
@@ -168,8 +172,11 @@ try {
   writeFileSync(join(dir, "tfeat.bin"), bytesOf(inputs.tFeat));
   writeFileSync(join(dir, "expected.bin"), bytesOf(expected));
   const script = join(import.meta.dirname, "peer_pytorch.py");
+  // OpenBLAS sizes its own thread pool apart from torch.set_num_threads
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   const r = spawnSync(PYTHON, [script, dir, "--threads", String(threads), "--runs", String(runs)], {
     encoding: "utf8",
+    env,
   });
   if (r.status !== 0) {
     console.error(`PyTorch run failed (exit ${r.status}):\n${r.stderr}`);
@@ -198,7 +205,7 @@ row("wasm", wasmMs, `(before ${before.wasm.toFixed(2)}, after ${after.wasm.toFix
 row(
   `pytorch ${torchResult.threads}t`,
   torchResult.medianMs,
-  `(torch ${torchResult.torch}, warm-up ${torchResult.warmupMs.toFixed(1)} ms)`,
+  `(torch ${torchResult.torch}, BLAS ${torchResult.blas}, warm-up ${torchResult.warmupMs.toFixed(1)} ms)`,
 );
 console.log(`framecost onnx / PyTorch frames/s: ${(torchResult.medianMs / onnxMs).toFixed(2)}x`);
 console.log(`framecost wasm / PyTorch frames/s: ${(torchResult.medianMs / wasmMs).toFixed(2)}x`);

@@ -91,6 +91,17 @@ def flop_counter():
         return DispatchFlopCounter()
 
 
+def blas_library():
+    """The BLAS shared library this process mapped (Debian picks it through update-alternatives)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "blas" in line.split()[-1]}
+        names = sorted({os.path.basename(os.path.realpath(p)) for p in libs if "lapack" not in p})
+        return ", ".join(names) or "none mapped"
+    except OSError:
+        return "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -186,6 +197,7 @@ def main():
             "flopsPerCall": counter.get_total_flops(),
             "flopCounter": counter.name,
             "maxAbsDiff": float((out - expected).abs().max()),
+            "blas": blas_library(),
         },
         sys.stdout,
     )
