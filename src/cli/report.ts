@@ -5,6 +5,7 @@
  * naming the first bad field.
  */
 import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { parseRunRecord, type RunRecord } from "../meter/record.ts";
@@ -16,6 +17,7 @@ const ReportOptions = z.object({
   record: pathOpt(),
   convention: choiceOpt(["flops", "macs"]).optional(),
   top: intOpt({ min: 1 }).default(12),
+  html: z.union([z.boolean(), z.string()]).optional(),
 });
 
 /** Reads and validates a RunRecord file; every failure is a UserError naming the file. */
@@ -45,9 +47,23 @@ export function register(program: Command): void {
       "kernels listed by FLOPs before the rest are summed (uncounted ones are always listed)",
       "12",
     )
+    .option(
+      "--html [file]",
+      "also write a self-contained HTML report (default: report.html beside the record)",
+    )
     .action(async (record: string, raw: Record<string, unknown>) => {
       const opts = parseOptions(ReportOptions, { ...raw, record }, { names: { record: "<record>" } });
       const run = await readRunRecord(opts.record);
       process.stdout.write(renderReport(run, { convention: opts.convention, top: opts.top }));
+      if (opts.html !== undefined && opts.html !== false) {
+        const htmlPath =
+          typeof opts.html === "string" ? opts.html : join(dirname(opts.record), "report.html");
+        // loaded here: vega and sharp take a moment, and the tables should not wait for them
+        const { writeRunReport } = await import("../report/html.ts");
+        const { doctorData } = await import("../media/machine.ts");
+        const machine = await doctorData({ calibrate: false });
+        const written = await writeRunReport(htmlPath, run, { machine, source: opts.record });
+        process.stdout.write(`wrote ${written.html}\n`);
+      }
     });
 }
