@@ -193,9 +193,7 @@ describe("the waterfall chart", () => {
       .layer;
     const rows = layer[1].data!.values;
     expect(rows).toHaveLength(LEVER_NAMES.length + 2);
-    expect(rows.filter((x) => x.kind === "off").map((x) => x.step)).toEqual([
-      "feature caching between steps (off)",
-    ]);
+    expect(rows.filter((x) => x.kind === "off").map((x) => x.step)).toEqual(["feature caching (off)"]);
     expect(rows[rows.length - 1].hi).toBeCloseTo(r.end.usdPerVideoMinute, 12);
   });
 });

@@ -145,13 +145,11 @@ export function register(program: Command): void {
       if (f.gpu?.includes(",")) throw new UserError(`--gpu takes one GPU, got ${f.gpu}`);
       const start = scenarioFromFlags(f, catalog, "wan2.1-14b");
       let steps: StepsMeasurement | null = null;
-      if (f.sweep !== undefined)
-        steps = measureStepsLever(
-          await readSweep(f.sweep),
-          f.qualityTolerance,
-          f.qualityMetric,
-          f.referenceSampler,
-        );
+      if (f.sweep !== undefined) {
+        const sweep = await readSweep(f.sweep);
+        const m = measureStepsLever(sweep, f.qualityTolerance, f.qualityMetric, f.referenceSampler);
+        steps = { ...m, sweepSource: f.sweep };
+      }
       let overrides: LeverOverride[] = [];
       if (f.levers !== undefined)
         overrides = parseLeversFile(await readJsonFile(f.levers), `--levers ${f.levers}`);

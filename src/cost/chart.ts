@@ -6,7 +6,22 @@
  * target is a dashed line, the essay's 1/6-1/10 band a shaded strip.
  */
 import type { TopLevelSpec } from "vega-lite";
-import type { PathResult } from "./path.ts";
+import type { LeverName, PathResult } from "./path.ts";
+
+/** Axis labels short enough to read at -35 degrees. */
+const SHORT: Record<LeverName, string> = {
+  "fewer-steps": "fewer steps",
+  "guidance-distillation": "CFG distillation",
+  "step-distillation": "step distillation",
+  "smaller-model": "smaller model",
+  "lower-resolution": "lower resolution",
+  "lower-frame-rate": "lower frame rate",
+  "feature-caching": "feature caching",
+  "lower-precision": "FP8",
+  "cheapest-gpu": "cheapest GPU",
+  "higher-utilization": "higher MFU",
+  "lower-price": "reserved price",
+};
 
 export interface WaterfallPlot {
   name: string;
@@ -18,7 +33,7 @@ export interface WaterfallPlot {
 function usdLabel(x: number): string {
   if (x >= 100) return `$${x.toFixed(0)}`;
   if (x >= 1) return `$${x.toFixed(2)}`;
-  return `$${x.toPrecision(2)}`;
+  return `$${Number(x.toPrecision(2))}`;
 }
 
 export function waterfallPlot(r: PathResult): WaterfallPlot {
@@ -36,7 +51,7 @@ export function waterfallPlot(r: PathResult): WaterfallPlot {
   for (const [i, l] of r.levers.entries()) {
     const after = l.usdPerVideoMinuteAfter;
     rows.push({
-      step: l.enabled ? l.label : `${l.label} (off)`,
+      step: l.enabled ? SHORT[l.name] : `${SHORT[l.name]} (off)`,
       order: i + 1,
       lo: l.enabled ? Math.min(before, after) : null,
       hi: l.enabled ? Math.max(before, after) : null,
@@ -125,7 +140,7 @@ export function waterfallPlot(r: PathResult): WaterfallPlot {
             encoding: { y: { field: "y", type: "quantitative", scale: { type: "log" } } },
           },
           {
-            mark: { type: "text", align: "right", dx: 0, dy: -6, color: "#c0392b", fontSize: 11, x: "width" },
+            mark: { type: "text", align: "left", dx: 4, dy: 12, color: "#c0392b", fontSize: 11, x: 0 },
             encoding: {
               y: { field: "y", type: "quantitative", scale: { type: "log" } },
               text: { field: "text" },

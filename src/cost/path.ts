@@ -75,6 +75,8 @@ export interface StepsMeasurement {
   tolerance: number;
   /** chosen NFEs / reference NFEs */
   ratio: number;
+  /** where the sweep came from (its file), for the source line */
+  sweepSource?: string;
 }
 
 /**
@@ -261,7 +263,7 @@ const LEVERS: Record<
       const source: LeverSource = m
         ? {
             kind: "measured",
-            text: `framecost sweep on the shipped model: ${m.chosen.sampler} at ${m.chosen.nfePerFrame} NFEs/frame stays within ${(m.tolerance * 100).toFixed(0)}% of ${m.reference.sampler} at ${m.reference.nfePerFrame} NFEs/frame on ${m.metrics.join(", ")}`,
+            text: `framecost sweep${m.sweepSource ? ` ${m.sweepSource}` : ""} (measured on framecost's own model): ${m.chosen.sampler} at ${m.chosen.nfePerFrame} NFEs/frame stays within ${(m.tolerance * 100).toFixed(0)}% of ${m.reference.sampler} at ${m.reference.nfePerFrame} NFEs/frame on ${m.metrics.join(", ")}`,
           }
         : {
             kind: "not measured (published fallback)",
@@ -272,6 +274,7 @@ const LEVERS: Record<
         state: { ...s, o: { ...s.o, steps } },
         detail: `NFEs x${ratio.toFixed(3)}: ${fmt(s.o.steps)} -> ${fmt(steps)} steps`,
         source,
+        note: "assumes the NFE ratio at equal quality carries over from the model it was measured on to this one",
       };
     },
   },
