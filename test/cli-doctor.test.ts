@@ -71,7 +71,11 @@ describe("framecost (end to end)", () => {
     expect(d.node).toBe(process.version);
     expect(typeof d.cpu.model).toBe("string");
     expect(d.cpu.cores).toBeGreaterThanOrEqual(1);
-    expect(d.backends.map((b: { name: string }) => b.name)).toEqual(["tensorflow", "wasm", "cpu"]);
+    expect(d.backends.map((b: { name: string }) => b.name)).toEqual(["tensorflow", "wasm", "cpu", "onnx"]);
+    const fastest = d.backends
+      .filter((b: { available: boolean }) => b.available)
+      .sort((a: { gemmGflops: number }, b: { gemmGflops: number }) => b.gemmGflops - a.gemmGflops)[0];
+    expect(d.autoBackend).toBe(fastest.name);
     for (const b of d.backends) {
       expect(typeof b.available).toBe("boolean");
       if (b.available) {

@@ -38,7 +38,9 @@ export function formatDoctor(d: DoctorData): string {
       lines.push(`${name}  available (not calibrated)  ${b.summary}`);
     }
   }
-  lines.push(`auto      ${d.autoBackend ?? "none"} (what runs when --backend is not given)`);
+  lines.push(
+    `auto      ${d.autoBackend ?? "none"} (what generate runs when --backend is not given: the fastest GEMM above)`,
+  );
   lines.push(
     d.ffmpeg.path !== null
       ? `ffmpeg    ${d.ffmpeg.path} (version ${d.ffmpeg.version}, found via ${d.ffmpeg.source})`
@@ -61,6 +63,11 @@ export function register(program: Command): void {
       // the native engine (generation only), listed after the tfjs backends with its version, threads, GEMM
       const { onnxStatus } = await import("../engine/onnx-backend.ts");
       data.backends.push(await onnxStatus());
+      // generate's default: the available backend with the fastest calibrated GEMM (see cli/generation.ts)
+      const fastest = data.backends
+        .filter((b) => b.available && b.gemmGflops !== undefined)
+        .sort((a, b) => (b.gemmGflops ?? 0) - (a.gemmGflops ?? 0))[0];
+      data.autoBackend = fastest?.name ?? data.autoBackend;
       process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${formatDoctor(data)}\n`);
     });
 }
