@@ -152,12 +152,12 @@ export async function runGeneration(o: GenerationOptions): Promise<GenerationRes
   const backend = await chooseBackend(o);
   if (backend.name === "onnx") {
     const onnx = await OnnxDiT.create(cfg, flat, { threads: o.threads, device: o.device ?? "cpu" });
-    // FLOPs from the ONNX graph's nodes (optionally with ORT's own per-node times)
+    // FLOPs from the ONNX graph's nodes (optionally with ORT's own per-node times); no tfjs tensors are held
     return generateWith(
       o,
       cfg,
       onnx,
-      new Meter({ countKernels: onnxKernelCounter(onnx, { profile: o.ortProfile }) }),
+      new Meter({ countKernels: onnxKernelCounter(onnx, { profile: o.ortProfile }), tensorBytes: () => 0 }),
       backend,
     );
   }
