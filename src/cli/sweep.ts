@@ -162,7 +162,8 @@ export async function runSweep(
             fps: o.fps,
             seed: o.seed,
             backend: o.backend,
-            threads: o.threads,
+            // cores are shared between workers: onnx's default of every core per worker would oversubscribe
+            threads: o.threads ?? Math.max(1, Math.floor(cpus().length / o.workers)),
             convention: o.convention,
           },
         };
