@@ -131,7 +131,7 @@ describe("formatDoctor", () => {
       "              to get it: npm install @tensorflow/tfjs-node",
       "  wasm          23.46 GFLOP/s  (512x512, median of 9: 11.44 ms)  embedded",
       "  cpu         available (not calibrated)  pure JS",
-      "auto      wasm (what runs when --backend is not given)",
+      "auto      wasm (what generate runs when --backend is not given: the fastest GEMM above)",
       "ffmpeg    none: no working ffmpeg found (...)",
     ]);
   });
