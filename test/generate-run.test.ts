@@ -38,7 +38,10 @@ const base = {
 };
 
 function cli(args: string[]) {
-  return spawnSync("npx", ["tsx", "src/cli/main.ts", ...args], { encoding: "utf8", timeout: 120_000 });
+  return spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
 }
 const lastLine = (s: string) => s.trim().split("\n").at(-1);
 
@@ -139,8 +142,9 @@ describe("framecost generate", () => {
   it("Ctrl-C writes the frames done and an incomplete run.json, exit 130", async () => {
     const out = join(root, "interrupted");
     const child = spawn(
-      "npx",
+      process.execPath,
       [
+        "--import",
         "tsx",
         "src/cli/main.ts",
         "generate",

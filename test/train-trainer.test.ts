@@ -29,7 +29,7 @@ describe("training batch", () => {
 // The trainer runs as the CLI does, in its own process: its worker threads need a plain Node
 // process (under the test runner's forked process they exit at start-up).
 function trainCli(args: string[]): { code: number | null; stderr: string } {
-  const r = spawnSync("npx", ["tsx", "src/cli/main.ts", "train", ...args], {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "train", ...args], {
     encoding: "utf8",
     timeout: 170_000,
   });

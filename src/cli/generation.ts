@@ -177,7 +177,14 @@ async function generateWith(
   checkSteps(o.steps, schedule.T);
   const K = cfg.contextFrames;
   const n = cfg.imageSize * cfg.imageSize * cfg.channels;
-  const network = meter.wrap<Context>((x, t, ctx) => net.predict(x, [t], ctx.frames, ctx.mask));
+  const metered = meter.wrap<Context>((x, t, ctx) => net.predict(x, [t], ctx.frames, ctx.mask));
+  // wasm resolves its results as already-settled promises, so without this the loop never yields to the
+  // event loop and Ctrl-C (or a sweep's stop message) would not be seen until the whole clip is done
+  const network = async (x: Float32Array, t: number, ctx: Context) => {
+    const y = await metered(x, t, ctx);
+    await new Promise((resolve) => setImmediate(resolve));
+    return y;
+  };
   const clips: Float32Array[][] = [];
   let stopped = false;
   const nfePerFrame = sampler.nfeFor(o.steps);
