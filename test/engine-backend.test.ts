@@ -81,7 +81,7 @@ describe("initBackend auto choice", () => {
     const probe = await tensorflow.probe();
     expect(probe.available).toBe(false);
     expect(probe.reason).toContain(
-      `@tensorflow/tfjs-node loaded but did not register with this @tensorflow/tfjs (${tf.version.tfjs})`,
+      `@tensorflow/tfjs-node loaded but did not register with this @tensorflow/tfjs (${tf.version_core})`,
     );
   });
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/engine/tf.ts";
+import { tf } from "../src/engine/tf-grad.ts";
 import { type ModelConfig, PRESETS, patchInputDim, patchOutputDim, tokensOf } from "../src/model/config.ts";
 import { patchifyFrames, prepareInputs, unpatchify, VideoDiT } from "../src/model/dit.ts";
 import { attention, dense } from "../src/model/layers.ts";

@@ -77,7 +77,7 @@ describe("onnx probe and backend descriptor", () => {
     expect(s.summary).toContain(
       `onnxruntime-node ${ORT_VERSION} native kernels, 1 intra-op thread (--threads)`,
     );
-    expect(s.gemm).toMatchObject({ size: 1024, runs: 1, flopsPerRun: 2 * 1024 ** 3 });
+    expect(s.gemm).toMatchObject({ size: 512, runs: 1, flopsPerRun: 2 * 512 ** 3 });
     expect(s.gemmGflops).toBeGreaterThan(0);
     expect(await onnxStatus({ load: notInstalled })).toMatchObject({
       available: false,

@@ -3,7 +3,7 @@
  * work each training worker does. Weighted MSE between the network's output
  * and the v (or eps) target.
  */
-import { tf } from "../engine/tf.ts";
+import { tf } from "../engine/tf-grad.ts";
 import { type ModelConfig, patchInputDim, patchOutputDim, tokensOf } from "../model/config.ts";
 import { forwardTokens, type Params } from "../model/dit.ts";
 import { paramSlots } from "../model/params.ts";

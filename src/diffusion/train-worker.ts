@@ -4,7 +4,7 @@
  * into its own shared gradient buffer. The main thread does the optimizer step.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { tf } from "../engine/tf.ts";
+import { tf } from "../engine/tf-grad.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { positionTensor } from "../model/dit.ts";
 import { makeSchedule } from "./schedule.ts";

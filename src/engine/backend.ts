@@ -97,7 +97,7 @@ function tensorflowBackend(load: ModuleLoader): BackendDescriptor {
           // A second copy of tfjs-core (version mismatch) would register the backend elsewhere.
           if (tf.engine().findBackendFactory("tensorflow") == null) {
             failures.push(
-              `${pkg} loaded but did not register with this @tensorflow/tfjs (${tf.version.tfjs})`,
+              `${pkg} loaded but did not register with this @tensorflow/tfjs (${tf.version_core})`,
             );
             continue;
           }

@@ -93,7 +93,7 @@ export async function describeMachine({
     arch: process.arch,
     cpu: { model: info[0]?.model.trim() ?? "unknown", cores: info.length, available: availableParallelism() },
     memoryBytes: totalmem(),
-    tfjsVersion: tf.version.tfjs,
+    tfjsVersion: tf.version_core,
     backends: statuses,
     autoBackend: statuses.find((s) => s.available)?.name ?? null,
   };
