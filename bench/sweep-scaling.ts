@@ -11,9 +11,9 @@ import { runSweep, type SweepOptions } from "../src/cli/sweep.ts";
 const model = process.argv[2] ?? "models/tiny";
 const reps = 2;
 const base: Omit<SweepOptions, "workers" | "out"> = {
-  steps: [2, 4, 8, 16],
+  steps: [4, 8, 16, 32],
   samplers: ["ddim", "euler", "dpmpp-2m"],
-  frames: 2,
+  frames: 4,
   clips: 1,
   referenceClips: 4,
   seed: 0,

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -134,9 +134,14 @@ describe("framecost generate", () => {
       expect(lastLine(r.stderr)).toMatch(message);
       expect(existsSync(join(out, "run.json"))).toBe(false);
     }
-    const r = cli(["generate", "--model", model, "--out", "/proc/framecost-cannot-write"]);
+    // a folder inside a regular file cannot be created
+    const file = join(root, "a-file");
+    writeFileSync(file, "");
+    const r = cli(["generate", "--model", model, "--out", join(file, "out")]);
     expect(r.status).toBe(2);
-    expect(lastLine(r.stderr)).toMatch(/--out \/proc\/framecost-cannot-write cannot be written/);
+    expect(lastLine(r.stderr)).toMatch(
+      /--out .*a-file\/out cannot be written \(ENOTDIR\); pass a folder you can write to/,
+    );
   }, 300_000);
 
   it("Ctrl-C writes the frames done and an incomplete run.json, exit 130", async () => {

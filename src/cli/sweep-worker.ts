@@ -20,6 +20,7 @@ export type CellReply =
   | { id: string; kind: "error"; message: string; exitCode: number };
 
 let stop = false;
+let calibration: { gemmGflops: number; backend: string } | undefined;
 parentPort!.on("message", async (msg: CellRequest | { stop: true }) => {
   if ("stop" in msg) {
     stop = true;
@@ -28,10 +29,13 @@ parentPort!.on("message", async (msg: CellRequest | { stop: true }) => {
   try {
     const res = await runGeneration({
       ...msg.options,
+      // calibrate the backend once per worker, not once per cell
+      calibration: msg.options.calibration ?? calibration,
       shouldStop: () => stop,
       // the loop reports after every network call
       onProgress: () => parentPort!.postMessage({ id: msg.id, kind: "progress", nfe: 1 } satisfies CellReply),
     });
+    calibration ??= res.record.calibration;
     const size = res.config.imageSize;
     const generated = res.clips.flat();
     const quality =

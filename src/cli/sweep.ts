@@ -133,14 +133,16 @@ export async function runSweep(
   let failure: Error | null = null;
   try {
     const nWorkers = Math.max(1, Math.min(o.workers, todo.length));
-    for (let i = 0; i < nWorkers; i++) {
+    // start every worker at once: each spends seconds loading tsx and tfjs
+    const started = Array.from({ length: nWorkers }, () => {
       const w = startTsWorker(new URL("./sweep-worker.ts", import.meta.url), null);
-      await new Promise<void>((resolve, reject) => {
+      workers.push(w);
+      return new Promise<void>((resolve, reject) => {
         w.once("message", () => resolve());
         w.once("error", reject);
       });
-      workers.push(w);
-    }
+    });
+    await Promise.all(started);
     let next = 0;
     let doneNfe = 0;
     const runOn = async (w: Worker): Promise<void> => {
