@@ -167,10 +167,15 @@ describe("framecost generate", () => {
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let stderr = "";
+    let sent = false;
     const code = await new Promise<number | null>((resolve) => {
       child.stderr.on("data", (d) => {
         stderr += String(d);
-        if (stderr.includes("frame 2/400 done")) child.kill("SIGINT");
+        // one Ctrl-C, as a user presses it (a second one would kill the process outright)
+        if (!sent && stderr.includes("frame 2/400 done")) {
+          sent = true;
+          child.kill("SIGINT");
+        }
       });
       child.on("exit", (c) => resolve(c));
     });
