@@ -4,13 +4,13 @@
  * not JSON, has another schemaVersion or fails the schema gets one line
  * naming the first bad field.
  */
-import { readFile } from "node:fs/promises";
+
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { parseRunRecord, type RunRecord } from "../meter/record.ts";
 import { renderReport } from "../report/tables.ts";
-import { UserError } from "../util/errors.ts";
+import { readUserFile } from "../util/files.ts";
 import { choiceOpt, intOpt, parseOptions, pathOpt } from "./options.ts";
 
 const ReportOptions = z.object({
@@ -22,15 +22,7 @@ const ReportOptions = z.object({
 
 /** Reads and validates a RunRecord file; every failure is a UserError naming the file. */
 export async function readRunRecord(path: string): Promise<RunRecord> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : String(code);
-    throw new UserError(`${path}: cannot read (${why}); pass the run.json that \`framecost generate\` wrote`);
-  }
-  return parseRunRecord(text, path);
+  return parseRunRecord(await readUserFile(path, "pass the run.json that `framecost generate` wrote"), path);
 }
 
 export function register(program: Command): void {

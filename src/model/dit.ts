@@ -110,12 +110,20 @@ export function prepareInputs(
   return { batch, tokens, missing, tFeat: timestepFeatures(t, cfg.freqDim) };
 }
 
-/** Frame patches of x [B, H, W, C] in the network's output layout [T*B, p*p*C]. */
-export function patchifyFrames(cfg: ModelConfig, batch: number, x: Float32Array): Float32Array {
+const patchOrders = new Map<string, Int32Array>();
+
+/**
+ * For each position of the token-major patch layout [T*B, p*p*C], the index of
+ * the same value in [B, H, W, C]; built once per shape (it is used every call).
+ */
+function patchOrder(cfg: ModelConfig, batch: number): Int32Array {
   const { imageSize: S, patch: p, channels: C } = cfg;
+  const key = `${S}/${p}/${C}/${batch}`;
+  let order = patchOrders.get(key);
+  if (order) return order;
   const grid = S / p;
   const Q = patchOutputDim(cfg);
-  const out = new Float32Array(grid * grid * batch * Q);
+  order = new Int32Array(grid * grid * batch * Q);
   for (let b = 0; b < batch; b++)
     for (let gy = 0; gy < grid; gy++)
       for (let gx = 0; gx < grid; gx++) {
@@ -123,28 +131,26 @@ export function patchifyFrames(cfg: ModelConfig, batch: number, x: Float32Array)
         for (let dy = 0; dy < p; dy++)
           for (let dx = 0; dx < p; dx++) {
             const pix = b * S * S * C + ((gy * p + dy) * S + (gx * p + dx)) * C;
-            for (let c = 0; c < C; c++) out[row + (dy * p + dx) * C + c] = x[pix + c];
+            for (let c = 0; c < C; c++) order[row + (dy * p + dx) * C + c] = pix + c;
           }
       }
+  patchOrders.set(key, order);
+  return order;
+}
+
+/** Frame patches of x [B, H, W, C] in the network's output layout [T*B, p*p*C]. */
+export function patchifyFrames(cfg: ModelConfig, batch: number, x: Float32Array): Float32Array {
+  const order = patchOrder(cfg, batch);
+  const out = new Float32Array(order.length);
+  for (let i = 0; i < order.length; i++) out[i] = x[order[i]];
   return out;
 }
 
 /** Inverse of patchifyFrames: [T*B, p*p*C] -> [B, H, W, C]. */
 export function unpatchify(cfg: ModelConfig, batch: number, y: Float32Array): Float32Array {
-  const { imageSize: S, patch: p, channels: C } = cfg;
-  const grid = S / p;
-  const Q = patchOutputDim(cfg);
-  const out = new Float32Array(batch * S * S * C);
-  for (let b = 0; b < batch; b++)
-    for (let gy = 0; gy < grid; gy++)
-      for (let gx = 0; gx < grid; gx++) {
-        const row = ((gy * grid + gx) * batch + b) * Q;
-        for (let dy = 0; dy < p; dy++)
-          for (let dx = 0; dx < p; dx++) {
-            const pix = b * S * S * C + ((gy * p + dy) * S + (gx * p + dx)) * C;
-            for (let c = 0; c < C; c++) out[pix + c] = y[row + (dy * p + dx) * C + c];
-          }
-      }
+  const order = patchOrder(cfg, batch);
+  const out = new Float32Array(order.length);
+  for (let i = 0; i < order.length; i++) out[order[i]] = y[i];
   return out;
 }
 

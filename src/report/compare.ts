@@ -3,9 +3,10 @@
  * machines, two samplers) or two sweeps (cells matched by sampler and steps).
  * Ratios of measured figures, nothing new measured.
  */
-import { readFile } from "node:fs/promises";
+
 import { parseRunRecord } from "../meter/record.ts";
 import { UserError } from "../util/errors.ts";
+import { readUserFile } from "../util/files.ts";
 import { num, si, sig } from "./format.ts";
 import { metricLabel, priceLabel } from "./plots.ts";
 import { type FlopConvention, isObject, type RunRecord, runFigures, toConvention } from "./records.ts";
@@ -28,14 +29,7 @@ export type Loaded =
  * array); every problem is one UserError line naming the file.
  */
 export async function loadRecordFile(path: string): Promise<Loaded> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : String(code);
-    throw new UserError(`${path}: cannot read (${why}); pass a run.json or sweep.json that framecost wrote`);
-  }
+  const text = await readUserFile(path, "pass a run.json or sweep.json that framecost wrote");
   let data: unknown;
   try {
     data = JSON.parse(text);

@@ -3,22 +3,16 @@
  * bad field (the same wording as the meter's RunRecord errors). Writes go
  * through media's atomic writer: a temporary name, then a rename.
  */
-import { readFile } from "node:fs/promises";
+
 import type { z } from "zod";
 import { UserError } from "../util/errors.ts";
+import { readUserFile } from "../util/files.ts";
 
 export { writeFileAtomic } from "../media/files.ts";
 
 /** Reads and parses a JSON file; a missing or malformed file is a UserError naming it. */
 export async function readJsonFile(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : String(code);
-    throw new UserError(`${path}: cannot read (${why}); pass the path of a JSON record written by framecost`);
-  }
+  const text = await readUserFile(path, "pass the path of a JSON record written by framecost");
   try {
     return JSON.parse(text);
   } catch (err) {
