@@ -43,8 +43,11 @@ const opts = (out: string, over: Partial<SweepOptions> = {}): SweepOptions => ({
 describe("sweep", () => {
   it("runs every cell on two workers, scores quality, fits wall time against NFEs, and --resume keeps finished cells", async () => {
     const out = join(root, "grid");
-    const res = await runSweep(opts(out));
+    const progress: number[] = [];
+    const res = await runSweep(opts(out, { onProgress: (done, total) => progress.push(done, total) }));
     expect(res.interrupted).toBe(false);
+    // the progress reaches every network call of the grid: (1 + 3 + 1 + 5) NFEs x 2 frames x 2 clips
+    expect(progress.slice(-2)).toEqual([40, 40]);
     const cells = res.sweep.cells;
     expect(cells.map((c) => `${c.sampler}-${c.steps}`)).toEqual(["ddim-1", "ddim-3", "heun-1", "heun-3"]);
     expect(cells.map((c) => c.nfePerFrame)).toEqual([1, 3, 1, 5]);
@@ -63,6 +66,10 @@ describe("sweep", () => {
     // nothing re-ran: the cell files were not rewritten
     expect(statSync(join(out, "cells", "heun-3.json")).mtimeMs).toBe(before);
     expect(JSON.parse(readFileSync(join(out, "cells", "ddim-1.json"), "utf8")).complete).toBe(true);
+
+    // one worker runs all four cells on one loaded network: the frames (hence the scores) match the two-worker run
+    const single = await runSweep(opts(join(root, "single"), { workers: 1 }));
+    expect(single.sweep.cells.map((c) => c.quality)).toEqual(cells.map((c) => c.quality));
   }, 300_000);
 
   it("refuses an unknown sampler before starting any worker", async () => {

@@ -145,24 +145,45 @@ async function chooseBackend(o: GenerationOptions): Promise<{
   };
 }
 
-export async function runGeneration(o: GenerationOptions): Promise<GenerationResult> {
+/** A model loaded on a backend, ready to generate; a sweep worker keeps one across its cells. */
+export interface LoadedNetwork {
+  config: ModelConfig;
+  net: Network;
+  backend: { name: string; reason: string; calibration: { gemmGflops: number; backend: string } };
+  /** a fresh meter for one run, counting kernels the way this backend can */
+  meter(): Meter;
+}
+
+/** Loads the weights and builds the network on the chosen backend (calibrating it unless given). */
+export async function loadNetwork(o: GenerationOptions): Promise<LoadedNetwork> {
   checkGenerationOptions(o);
   const expect = o.preset ? PRESETS[o.preset] : undefined;
-  const { config: cfg, flat } = loadWeights(o.modelDir, expect);
+  const { config, flat } = loadWeights(o.modelDir, expect);
   const backend = await chooseBackend(o);
   if (backend.name === "onnx") {
-    const onnx = await OnnxDiT.create(cfg, flat, { threads: o.threads, device: o.device ?? "cpu" });
+    const onnx = await OnnxDiT.create(config, flat, { threads: o.threads, device: o.device ?? "cpu" });
     // FLOPs from the ONNX graph's nodes (optionally with ORT's own per-node times); no tfjs tensors are held
-    return generateWith(
-      o,
-      cfg,
-      onnx,
-      new Meter({ countKernels: onnxKernelCounter(onnx, { profile: o.ortProfile }), tensorBytes: () => 0 }),
-      backend,
-    );
+    const meter = () =>
+      new Meter({ countKernels: onnxKernelCounter(onnx, { profile: o.ortProfile }), tensorBytes: () => 0 });
+    return { config, net: onnx, backend, meter };
   }
   // FLOPs from the tfjs kernels that actually ran
-  return generateWith(o, cfg, new VideoDiT(cfg, flat), new Meter(), backend);
+  return { config, net: new VideoDiT(config, flat), backend, meter: () => new Meter() };
+}
+
+/**
+ * Generates `o.clips` clips. With `loaded`, runs on that network and leaves it
+ * loaded (the caller disposes it); otherwise loads one for this run and
+ * disposes it at the end.
+ */
+export async function runGeneration(o: GenerationOptions, loaded?: LoadedNetwork): Promise<GenerationResult> {
+  checkGenerationOptions(o);
+  const l = loaded ?? (await loadNetwork(o));
+  try {
+    return await generateWith(o, l.config, l.net, l.meter(), l.backend);
+  } finally {
+    if (!loaded) l.net.dispose();
+  }
 }
 
 async function generateWith(
@@ -190,52 +211,48 @@ async function generateWith(
   const nfePerFrame = sampler.nfeFor(o.steps);
   const nClips = o.clips ?? 1;
   let index = 0;
-  try {
-    for (let c = 0; c < nClips && !stopped; c++) {
-      const frames: Float32Array[] = [];
-      clips.push(frames);
-      for (let i = 0; i < o.frames; i++) {
-        // the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
-        const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0) };
-        for (let k = 0; k < K; k++) {
-          const src = frames[frames.length - K + k];
-          if (src) {
-            ctx.frames.set(src, k * n);
-            ctx.mask[k] = 1;
-          }
+  for (let c = 0; c < nClips && !stopped; c++) {
+    const frames: Float32Array[] = [];
+    clips.push(frames);
+    for (let i = 0; i < o.frames; i++) {
+      // the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
+      const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0) };
+      for (let k = 0; k < K; k++) {
+        const src = frames[frames.length - K + k];
+        if (src) {
+          ctx.frames.set(src, k * n);
+          ctx.mask[k] = 1;
         }
-        meter.beginFrame(index++);
-        const stepHook = meter.stepHook();
-        const res = await sampleFrame({
-          model: network,
-          context: ctx,
-          sampler,
-          steps: o.steps,
-          shape: n,
-          rng: frameRng(o.seed + c, i),
-          shouldStop: o.shouldStop,
-          onStep: (info) => {
-            stepHook(info);
-            o.onProgress?.({
-              frame: c * o.frames + i,
-              frames: nClips * o.frames,
-              step: info.step,
-              steps: o.steps,
-              nfe: info.nfe,
-            });
-          },
-        });
-        meter.addSamplerFlops(res.samplerFlops);
-        meter.endFrame();
-        if (res.stopped) {
-          stopped = true;
-          break;
-        }
-        frames.push(res.sample.map((v) => Math.max(-1, Math.min(1, v))));
       }
+      meter.beginFrame(index++);
+      const stepHook = meter.stepHook();
+      const res = await sampleFrame({
+        model: network,
+        context: ctx,
+        sampler,
+        steps: o.steps,
+        shape: n,
+        rng: frameRng(o.seed + c, i),
+        shouldStop: o.shouldStop,
+        onStep: (info) => {
+          stepHook(info);
+          o.onProgress?.({
+            frame: c * o.frames + i,
+            frames: nClips * o.frames,
+            step: info.step,
+            steps: o.steps,
+            nfe: info.nfe,
+          });
+        },
+      });
+      meter.addSamplerFlops(res.samplerFlops);
+      meter.endFrame();
+      if (res.stopped) {
+        stopped = true;
+        break;
+      }
+      frames.push(res.sample.map((v) => Math.max(-1, Math.min(1, v))));
     }
-  } finally {
-    net.dispose();
   }
   const done = clips.reduce((a, f) => a + f.length, 0);
   const record = meter.toRecord({

@@ -48,7 +48,18 @@ export interface SweepOptions {
   /** write plots and report.html (benchmarks turn it off) */
   report: boolean;
   quiet?: boolean;
+  /** NFEs done so far out of the grid's total (what the progress bar shows) */
+  onProgress?: (doneNfe: number, totalNfe: number) => void;
 }
+
+/** What `framecost sweep` runs when no flag says otherwise (the bench measures scaling on this grid too). */
+export const SWEEP_DEFAULTS = {
+  steps: [1, 2, 4, 8, 16, 32, 50],
+  samplers: ["ddim", "euler", "heun", "dpmpp-2m"],
+  frames: 4,
+  clips: 4,
+  referenceClips: 32,
+} as const;
 
 interface CellSpec {
   id: string;
@@ -79,7 +90,10 @@ function previousCell(out: string, id: string, o: SweepOptions): RunRecord | nul
 
 export interface SweepResult {
   sweep: SweepRecord;
+  /** wall ms from start to the last cell, worker start-up included */
   wallMs: number;
+  /** of which starting the workers (loading tsx and the tensor library) */
+  startupMs: number;
   interrupted: boolean;
 }
 
@@ -130,6 +144,7 @@ export async function runSweep(
   const t0 = performance.now();
   const workers: Worker[] = [];
   let interrupted = false;
+  let startupMs = 0;
   let failure: Error | null = null;
   try {
     const nWorkers = Math.max(1, Math.min(o.workers, todo.length));
@@ -143,6 +158,7 @@ export async function runSweep(
       });
     });
     await Promise.all(started);
+    startupMs = performance.now() - t0;
     let next = 0;
     let doneNfe = 0;
     const runOn = async (w: Worker): Promise<void> => {
@@ -174,6 +190,7 @@ export async function runSweep(
             if (m.kind === "progress") {
               doneNfe += m.nfe;
               bar?.update(doneNfe, { cells: `${results.size}/${specs.length}` });
+              o.onProgress?.(doneNfe, totalNfe);
               if (shouldStop()) w.postMessage({ stop: true });
               return;
             }
@@ -243,7 +260,7 @@ export async function runSweep(
     cells,
     assumptions,
   });
-  return { sweep, wallMs, interrupted };
+  return { sweep, wallMs, startupMs, interrupted };
 }
 
 const Options = z.object({
@@ -273,15 +290,23 @@ export function register(program: Command): void {
     .description(
       "run samplers x steps with the shipped model, metered and scored; write sweep.json/csv, plots, report.html",
     )
-    .option("--steps <list>", "comma-separated step counts", "1,2,4,8,16,32,50")
+    .option("--steps <list>", "comma-separated step counts", SWEEP_DEFAULTS.steps.join(","))
     .option(
       "--samplers <list>",
       `comma-separated samplers (${samplerNames().join(", ")})`,
-      "ddim,euler,heun,dpmpp-2m",
+      SWEEP_DEFAULTS.samplers.join(","),
     )
-    .option("--frames <n>", "frames per clip", "4")
-    .option("--clips <n>", "clips per cell (seed, seed+1, ...): more clips, steadier quality figures", "4")
-    .option("--reference-clips <n>", "held-out clips the quality metrics compare against", "32")
+    .option("--frames <n>", "frames per clip", String(SWEEP_DEFAULTS.frames))
+    .option(
+      "--clips <n>",
+      "clips per cell (seed, seed+1, ...): more clips, steadier quality figures",
+      String(SWEEP_DEFAULTS.clips),
+    )
+    .option(
+      "--reference-clips <n>",
+      "held-out clips the quality metrics compare against",
+      String(SWEEP_DEFAULTS.referenceClips),
+    )
     .option("--seed <n>", "seed of the first clip", "0")
     .option("--fps <n>", "frames per second (a video minute = fps x 60 frames)", "24")
     .option("--model <dir>", "model folder", "models/tiny")
