@@ -60,11 +60,18 @@ describe("trainer", () => {
     expect(log.history.length).toBe(2);
     expect(log.history[1].loss).toBeLessThan(log.history[0].loss);
     expect(existsSync(join(root, "ckpt", "checkpoint.bin"))).toBe(true);
-    const second = trainCli([...common, "--steps", "60"]);
+    // the resumed run changes the loss weighting; the weights record both runs and their recipes
+    const second = trainCli([...common, "--steps", "60", "--min-snr-gamma", "0"]);
     expect(second.stderr).toContain("trained 60 steps");
     const w = loadWeights(out, PRESETS.micro);
     expect(w.manifest.training?.steps).toBe(60);
     expect(w.manifest.training?.command).toContain("train --preset micro");
+    expect(w.manifest.training?.lossWeighting).toBe("uniform (v-prediction MSE)");
+    const sessions = w.manifest.training?.sessions as Array<Record<string, unknown>>;
+    expect(sessions.map((x) => [x.fromStep, x.toStep, x.lossWeighting])).toEqual([
+      [0, 50, "min-SNR-5"],
+      [50, 60, "uniform (v-prediction MSE)"],
+    ]);
   }, 180_000);
 
   it("refuses a run without a budget and an unknown preset, exit 2", () => {

@@ -14,6 +14,7 @@ const schema = z.object({
   batch: z.coerce.number().int().positive(),
   workers: z.coerce.number().int().positive(),
   lr: z.coerce.number().positive(),
+  minSnrGamma: z.coerce.number().min(0),
   seed: z.coerce.number().int().nonnegative(),
   backend: z.string(),
 });
@@ -35,6 +36,11 @@ export function register(program: Command): void {
     .option("--batch <n>", "batch size per step, split across workers", String(DEFAULT_TRAIN.batch))
     .option("--workers <n>", "gradient worker threads (one tfjs backend each)", String(DEFAULT_TRAIN.workers))
     .option("--lr <x>", "peak learning rate (AdamW)", String(DEFAULT_TRAIN.lr))
+    .option(
+      "--min-snr-gamma <g>",
+      "loss weighting: min-SNR-gamma (Hang et al. 2023); 0 = uniform MSE on the prediction target",
+      String(DEFAULT_TRAIN.batchOptions.minSnrGamma),
+    )
     .option("--seed <n>", "seed for init and data", "0")
     .option("--backend <name>", "tfjs backend for the workers", "wasm")
     .action(async (raw) => {
@@ -69,6 +75,7 @@ export function register(program: Command): void {
         lr: o.lr,
         seed: o.seed,
         backend: o.backend,
+        batchOptions: { ...DEFAULT_TRAIN.batchOptions, minSnrGamma: o.minSnrGamma },
         command: `framecost ${process.argv.slice(2).join(" ")}`,
         shouldStop: () => stop,
         onProgress: (p) => {

@@ -65,8 +65,19 @@ export interface HistoryPoint {
   loss: number;
 }
 
+/** One run of the train command on a checkpoint: a resumed run may change the recipe, and the weights say so. */
+export interface TrainSession {
+  command?: string;
+  fromStep: number;
+  toStep: number;
+  fromMinutes: number;
+  toMinutes: number;
+  lossWeighting: string;
+}
+
 interface CheckpointState {
   step: number;
+  sessions?: TrainSession[];
   elapsedMs: number;
   history: HistoryPoint[];
   snapshotsDone: number[];
@@ -85,9 +96,17 @@ export const DEFAULT_TRAIN: Omit<TrainOptions, "config" | "outDir" | "checkpoint
   seed: 0,
   backend: "wasm",
   checkpointEverySec: 120,
-  snapshotMinutes: [10, 30, 60, 120],
+  snapshotMinutes: [10, 30, 60, 120, 150],
   batchOptions: DEFAULT_BATCH_OPTIONS,
 };
+
+function minutesOf(ms: number): number {
+  return Math.round(ms / 600) / 100;
+}
+
+function lossWeightingName(gamma: number, prediction: string): string {
+  return gamma > 0 ? `min-SNR-${gamma}` : `uniform (${prediction === "v" ? "v" : "noise"}-prediction MSE)`;
+}
 
 function writeAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
@@ -198,6 +217,17 @@ export async function train(
   const sessionStart = performance.now();
   const elapsedAtStart = state.elapsedMs;
   const stepAtStart = state.step;
+  const weighting = lossWeightingName(opts.batchOptions.minSnrGamma, cfg.prediction);
+  state.sessions ??= [];
+  const session: TrainSession = {
+    command: opts.command,
+    fromStep: state.step,
+    toStep: state.step,
+    fromMinutes: minutesOf(state.elapsedMs),
+    toMinutes: minutesOf(state.elapsedMs),
+    lossWeighting: weighting,
+  };
+  state.sessions.push(session);
   let lastCkpt = performance.now();
   let windowLoss = 0;
   let windowCount = 0;
@@ -239,6 +269,8 @@ export async function train(
       }
       state.step = step;
       state.elapsedMs = elapsedAtStart + (performance.now() - sessionStart);
+      session.toStep = step;
+      session.toMinutes = minutesOf(state.elapsedMs);
       lossEma = Number.isNaN(lossEma) ? loss : 0.98 * lossEma + 0.02 * loss;
       windowLoss += loss;
       windowCount++;
@@ -280,7 +312,7 @@ export async function train(
   saveWeights(opts.outDir, cfg, ema, {
     command: opts.command,
     steps: state.step,
-    wallMinutes: Math.round(state.elapsedMs / 600) / 100,
+    wallMinutes: minutesOf(state.elapsedMs),
     batch: opts.batch,
     workers,
     lr: opts.lr,
@@ -289,8 +321,10 @@ export async function train(
     seed: opts.seed,
     backend: opts.backend,
     schedule: "cosine",
-    lossWeighting: `min-SNR-${opts.batchOptions.minSnrGamma}`,
+    lossWeighting: weighting,
     batchOptions: opts.batchOptions,
+    // every run of the command that made these weights, with its recipe (a resumed run may change it)
+    sessions: state.sessions,
     cpu: cpus()[0]?.model,
     cores: cpus().length,
     finishedAt: new Date().toISOString(),
