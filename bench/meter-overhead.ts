@@ -1,14 +1,18 @@
 /**
  * What metering costs: the same generation (random-weight DiT, DDIM, frames
- * conditioned on the previous ones) run metered and unmetered, interleaved
- * ABBA in one process so drift and background load fall on both equally.
- * Each metered generation gets a fresh Meter, so it pays the one-time kernel
- * profiling as a real run does. Prints the wall-time ratio metered / unmetered
- * (DESIGN.md: it must be at most 1.01), and the CPU-time ratio, which other
- * processes' load disturbs less.
+ * conditioned on the previous ones) run metered and unmetered, interleaved,
+ * in one process. By default the arms interleave frame by frame: every frame
+ * is computed twice from the same history, once through the meter and once
+ * bare (the order flips every frame), so a change in the machine's load
+ * falls on both arms within a fraction of a second; the two arms' frames are
+ * checked to be identical. `--interleave generation` alternates whole
+ * generations ABBA instead. Each pair gets a fresh Meter, so the metered arm
+ * pays the one-time kernel counting as a real run does. Prints the wall-time
+ * ratio metered / unmetered (must be at most 1.01), the CPU-time ratio, and
+ * an estimate from the per-call costs measured directly.
  *
  * Run: npx tsx bench/meter-overhead.ts [--preset micro|tiny|small] [--steps 20] [--frames 8] [--pairs 8]
- *        [--counter tap|profile|none] [--control]
+ *        [--counter tap|profile|none] [--interleave frame|generation] [--control]
  * --control runs both arms unmetered (A/A): the spread it shows is this
  * machine's noise floor; --counter none meters without counting kernels.
  */
@@ -41,8 +45,11 @@ const { values } = parseArgs({
     counter: { type: "string", default: "tap" },
     // both arms unmetered (an A/A run): the noise floor of this machine's timings
     control: { type: "boolean", default: false },
+    interleave: { type: "string", default: "frame" },
   },
 });
+if (values.interleave !== "frame" && values.interleave !== "generation")
+  throw new Error(`unknown --interleave ${values.interleave}; use frame or generation`);
 const cfg = PRESETS[values.preset];
 if (!cfg) throw new Error(`unknown preset ${values.preset}; use one of ${Object.keys(PRESETS).join(", ")}`);
 const steps = Number(values.steps);
@@ -76,12 +83,10 @@ interface Timing {
   cpuMs: number;
 }
 
-/** One video: `frames` frames, each conditioned on the last K; returns its wall and CPU time. */
-async function generate(meter: Meter | null): Promise<Timing> {
+/** One video: `frames` frames, each conditioned on the last K. */
+async function generate(meter: Meter | null): Promise<void> {
   const model = meter ? meter.wrap(net) : net;
   const history: Float32Array[] = [];
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
   for (let f = 0; f < frames; f++) {
     // slot K-1 = the most recent frame; missing slots are masked
     const ctx: Ctx = { frames: new Float32Array(K * frameSize), mask: new Float32Array(K) };
@@ -106,8 +111,71 @@ async function generate(meter: Meter | null): Promise<Timing> {
     meter?.endFrame();
     history.push(r.sample);
   }
+}
+
+/** a full collection before each timed piece, when node exposes one: the arms then start from the same heap */
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
+/** Time and CPU of one call of f. */
+async function timed<T>(f: () => Promise<T>): Promise<{ value: T; timing: Timing }> {
+  gc();
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const value = await f();
   const c = process.cpuUsage(c0);
-  return { wallMs: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 };
+  return { value, timing: { wallMs: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 } };
+}
+
+/**
+ * One video computed by both arms frame by frame: each frame once metered and once bare from the same history
+ * (metered first on even frames). Returns each arm's summed timings and whether the two arms' frames matched.
+ */
+async function generateInterleaved(
+  meter: Meter | null,
+): Promise<{ plain: Timing; metered: Timing; same: boolean }> {
+  const meteredNet = meter ? meter.wrap(net) : net;
+  const history: Float32Array[] = [];
+  const plainT: Timing = { wallMs: 0, cpuMs: 0 };
+  const meteredT: Timing = { wallMs: 0, cpuMs: 0 };
+  let same = true;
+  for (let f = 0; f < frames; f++) {
+    const ctx: Ctx = { frames: new Float32Array(K * frameSize), mask: new Float32Array(K) };
+    for (let k = 0; k < K; k++) {
+      const src = history[history.length - K + k];
+      if (src) {
+        ctx.frames.set(src, k * frameSize);
+        ctx.mask[k] = 1;
+      }
+    }
+    const bare = () =>
+      sampleFrame({ model: net, context: ctx, sampler, steps, shape: frameSize, rng: new Rng(1000 + f) });
+    const withMeter = async () => {
+      meter?.beginFrame(f);
+      const r = await sampleFrame({
+        model: meteredNet,
+        context: ctx,
+        sampler,
+        steps,
+        shape: frameSize,
+        rng: new Rng(1000 + f),
+        onStep: meter?.stepHook(),
+      });
+      meter?.addSamplerFlops(r.samplerFlops);
+      meter?.endFrame();
+      return r;
+    };
+    const order = f % 2 === 0 ? [withMeter, bare] : [bare, withMeter];
+    const a = await timed(order[0]);
+    const b = await timed(order[1]);
+    const [m, p] = f % 2 === 0 ? [a, b] : [b, a];
+    meteredT.wallMs += m.timing.wallMs;
+    meteredT.cpuMs += m.timing.cpuMs;
+    plainT.wallMs += p.timing.wallMs;
+    plainT.cpuMs += p.timing.cpuMs;
+    same &&= m.value.sample.every((v, i) => v === p.value.sample[i]);
+    history.push(m.value.sample);
+  }
+  return { plain: plainT, metered: meteredT, same };
 }
 
 const tensorsBefore = tf.memory().numTensors;
@@ -115,16 +183,22 @@ await generate(null); // warm-up: JIT, allocation
 const plain: Timing[] = [];
 const metered: Timing[] = [];
 let lastMeter: Meter | null = null;
+let allSame = true;
 for (let i = 0; i < pairs; i++) {
-  // ABBA: the order flips every pair
   const m = new Meter({ countKernels });
   const arm = values.control ? null : m;
-  if (i % 2 === 0) {
-    plain.push(await generate(null));
-    metered.push(await generate(arm));
+  if (values.interleave === "frame") {
+    const r = await generateInterleaved(arm);
+    plain.push(r.plain);
+    metered.push(r.metered);
+    allSame &&= r.same;
+  } else if (i % 2 === 0) {
+    // ABBA: the order flips every pair
+    plain.push((await timed(() => generate(null))).timing);
+    metered.push((await timed(() => generate(arm))).timing);
   } else {
-    metered.push(await generate(arm));
-    plain.push(await generate(null));
+    metered.push((await timed(() => generate(arm))).timing);
+    plain.push((await timed(() => generate(null))).timing);
   }
   lastMeter = m;
 }
@@ -170,7 +244,8 @@ const cpu = ratios((t) => t.cpuMs);
 const s = lastMeter!.summary();
 console.log(
   `meter overhead: preset ${cfg.name}, ddim ${steps} steps x ${frames} frames (${steps * frames} NFE per generation), ` +
-    `${pairs} metered/unmetered pairs interleaved ABBA, ${values.control ? "CONTROL (both arms unmetered)" : `counter ${values.counter}`}, backend ${tf.getBackend()}, ` +
+    `${pairs} metered/unmetered pairs interleaved ${values.interleave === "frame" ? "frame by frame" : "ABBA by generation"}, ` +
+    `gc between pieces ${(globalThis as { gc?: unknown }).gc ? "on" : "off (run node with --expose-gc)"}, ${values.control ? "CONTROL (both arms unmetered)" : `counter ${values.counter}`}, backend ${tf.getBackend()}, ` +
     `load average ${os.loadavg()[0].toFixed(1)} on ${os.availableParallelism()} cores`,
 );
 console.log(
@@ -178,6 +253,10 @@ console.log(
     `metered median ${median(metered.map((t) => t.wallMs)).toFixed(1)} ms; CPU: unmetered median ` +
     `${median(plain.map((t) => t.cpuMs)).toFixed(1)} ms, metered median ${median(metered.map((t) => t.cpuMs)).toFixed(1)} ms`,
 );
+if (values.interleave === "frame")
+  console.log(
+    `  metered and unmetered frames identical: ${allSame ? "yes" : "NO (metering changed the result)"}`,
+  );
 console.log(`  per-pair wall ratios metered/unmetered: ${wall.perPair.map((r) => r.toFixed(4)).join(" ")}`);
 console.log(`  per-pair CPU ratios metered/unmetered:  ${cpu.perPair.map((r) => r.toFixed(4)).join(" ")}`);
 console.log(
