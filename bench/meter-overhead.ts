@@ -83,34 +83,42 @@ interface Timing {
   cpuMs: number;
 }
 
+/** The context of frame f: the last K frames of the history (slot K-1 = the most recent), missing slots masked. */
+function contextOf(history: Float32Array[]): Ctx {
+  const ctx: Ctx = { frames: new Float32Array(K * frameSize), mask: new Float32Array(K) };
+  for (let k = 0; k < K; k++) {
+    const src = history[history.length - K + k];
+    if (src) {
+      ctx.frames.set(src, k * frameSize);
+      ctx.mask[k] = 1;
+    }
+  }
+  return ctx;
+}
+
+/** Frame f from its context, through `model`; with a meter, as a metered frame. */
+async function drawFrame(model: typeof net, meter: Meter | null, f: number, ctx: Ctx) {
+  meter?.beginFrame(f);
+  const r = await sampleFrame({
+    model,
+    context: ctx,
+    sampler,
+    steps,
+    shape: frameSize,
+    rng: new Rng(1000 + f),
+    onStep: meter?.stepHook(),
+  });
+  meter?.addSamplerFlops(r.samplerFlops);
+  meter?.endFrame();
+  return r;
+}
+
 /** One video: `frames` frames, each conditioned on the last K. */
 async function generate(meter: Meter | null): Promise<void> {
   const model = meter ? meter.wrap(net) : net;
   const history: Float32Array[] = [];
-  for (let f = 0; f < frames; f++) {
-    // slot K-1 = the most recent frame; missing slots are masked
-    const ctx: Ctx = { frames: new Float32Array(K * frameSize), mask: new Float32Array(K) };
-    for (let k = 0; k < K; k++) {
-      const src = history[history.length - K + k];
-      if (src) {
-        ctx.frames.set(src, k * frameSize);
-        ctx.mask[k] = 1;
-      }
-    }
-    meter?.beginFrame(f);
-    const r = await sampleFrame({
-      model,
-      context: ctx,
-      sampler,
-      steps,
-      shape: frameSize,
-      rng: new Rng(1000 + f),
-      onStep: meter?.stepHook(),
-    });
-    meter?.addSamplerFlops(r.samplerFlops);
-    meter?.endFrame();
-    history.push(r.sample);
-  }
+  for (let f = 0; f < frames; f++)
+    history.push((await drawFrame(model, meter, f, contextOf(history))).sample);
 }
 
 /** a full collection before each timed piece, when node exposes one: the arms then start from the same heap */
@@ -139,31 +147,9 @@ async function generateInterleaved(
   const meteredT: Timing = { wallMs: 0, cpuMs: 0 };
   let same = true;
   for (let f = 0; f < frames; f++) {
-    const ctx: Ctx = { frames: new Float32Array(K * frameSize), mask: new Float32Array(K) };
-    for (let k = 0; k < K; k++) {
-      const src = history[history.length - K + k];
-      if (src) {
-        ctx.frames.set(src, k * frameSize);
-        ctx.mask[k] = 1;
-      }
-    }
-    const bare = () =>
-      sampleFrame({ model: net, context: ctx, sampler, steps, shape: frameSize, rng: new Rng(1000 + f) });
-    const withMeter = async () => {
-      meter?.beginFrame(f);
-      const r = await sampleFrame({
-        model: meteredNet,
-        context: ctx,
-        sampler,
-        steps,
-        shape: frameSize,
-        rng: new Rng(1000 + f),
-        onStep: meter?.stepHook(),
-      });
-      meter?.addSamplerFlops(r.samplerFlops);
-      meter?.endFrame();
-      return r;
-    };
+    const ctx = contextOf(history);
+    const bare = () => drawFrame(net, null, f, ctx);
+    const withMeter = () => drawFrame(meteredNet, meter, f, ctx);
     const order = f % 2 === 0 ? [withMeter, bare] : [bare, withMeter];
     const a = await timed(order[0]);
     const b = await timed(order[1]);

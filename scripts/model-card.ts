@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_EVALUATION, type Evaluation, evaluateModel } from "../src/cli/evaluate.ts";
 import { HELD_OUT_SEED_BASE, makeClip } from "../src/data/clips.ts";
+import type { TrainSession } from "../src/diffusion/trainer.ts";
 import { writeFileAtomic } from "../src/media/files.ts";
 import { contactSheet } from "../src/media/frames.ts";
 import { analyticFlopsPerCall } from "../src/meter/analytic.ts";
@@ -68,16 +69,39 @@ if (existsSync(ckptDir)) {
   }
 }
 
-// loss curve
+// the runs of the train command that made these weights (a resumed run may change the recipe)
+const sessions: TrainSession[] = (training.sessions as TrainSession[] | undefined) ?? [
+  {
+    command: training.command as string | undefined,
+    fromStep: 0,
+    toStep: log.steps,
+    fromMinutes: 0,
+    toMinutes: log.elapsedMs / 60000,
+    lossWeighting: String(training.lossWeighting),
+  },
+];
+const weightingAt = (step: number) =>
+  (sessions.find((x) => step > x.fromStep && step <= x.toStep) ?? sessions[sessions.length - 1])
+    .lossWeighting;
+
+// loss curve, one line per loss weighting (their scales differ)
 const lossSpec = {
   $schema: "https://vega.github.io/schema/vega-lite/v6.json",
   width: 520,
   height: 260,
   background: "white",
-  title: `training loss (${config.prediction}-prediction, min-SNR weighted MSE; mean of 25 steps)`,
-  data: { values: log.history.map((h) => ({ minutes: h.elapsedMs / 60000, loss: h.loss, step: h.step })) },
+  title: `training loss (${config.prediction}-prediction MSE; mean of 25 steps)`,
+  data: {
+    values: log.history.map((h) => ({
+      minutes: h.elapsedMs / 60000,
+      loss: h.loss,
+      step: h.step,
+      weighting: weightingAt(h.step),
+    })),
+  },
   mark: { type: "line" as const },
   encoding: {
+    color: { field: "weighting", type: "nominal" as const, title: "loss weighting" },
     x: { field: "minutes", type: "quantitative" as const, title: "wall-clock minutes of training" },
     y: {
       field: "loss",
@@ -109,6 +133,8 @@ const labels = [
 await contactSheet(sheet, S, S, join(modelDir, "samples.png"), { cols: 8, scale: 4, labels });
 
 const minutes = (log.elapsedMs / 60000).toFixed(1);
+const weightsUpTo = (step: number) =>
+  [...new Set(sessions.filter((x) => x.fromStep < step).map((x) => x.lossWeighting))].join(", then ");
 const flops = analyticFlopsPerCall(config, "flops", 1);
 const e = ev.firstFrame;
 const l = ev.longClip;
@@ -135,13 +161,13 @@ A frame with no history uses a learned empty context (trained with context dropo
 ## Training
 | | |
 |---|---|
-| command | \`${String(training.command ?? "framecost train --preset tiny")}\` |
+| commands | ${sessions.map((x) => `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, minutes ${x.fromMinutes.toFixed(0)}-${x.toMinutes.toFixed(0)}, ${x.lossWeighting})`).join("; then ")} |
 | data | synthetic clips from \`src/data/clips.ts\`: 1-3 circles and squares in 5 colours, moving and bouncing, plain or gradient background; seeds below ${HELD_OUT_SEED_BASE.toLocaleString("en-US")} (held-out seeds above are never trained on) |
 | steps | ${log.steps.toLocaleString("en-US")} of batch ${String(training.batch)} (${String(training.workers)} worker threads, one tfjs-wasm backend each, data parallel) |
 | wall time | ${minutes} minutes |
 | hardware | ${String(training.cpu)}, ${String(training.cores)} cores (the machine was shared with other work during training) |
 | optimiser | AdamW, lr ${String(training.lr)} with ${String(training.warmupSteps)} warm-up steps then cosine decay over the time budget, grad-norm clip 1, EMA ${String(training.emaDecay)} |
-| loss | ${String(training.lossWeighting)} weighted MSE on v; context dropout 30% (first frames), partial context 10%, small noise on context frames |
+| loss | MSE on v, weighted ${[...new Set(sessions.map((x) => x.lossWeighting))].join(", then ")}; context dropout 30% (first frames), partial context 10%, small noise on context frames |
 
 ![loss](loss.png)
 
@@ -174,12 +200,12 @@ Frame ${ev.options.longFrames} over frame 1 (SWD pixels): ${l.lastOverFirst.toFi
 frames): generated ${l.motionGenerated.toFixed(4)}, real ${l.motionReal.toFixed(4)}.
 
 ## Quality against training time
-EMA snapshots saved during this run (first frames, ${ev.options.steps} steps, same protocol). A shorter run with its own
-learning-rate decay may do a little better at the same time.
+EMA snapshots saved during training (first frames, ${ev.options.steps} steps, same protocol). A shorter run with its own
+learning-rate decay may do a little better at the same time. The loss weighting of each snapshot's run is in the last column.
 
-| minutes | step | SWD pixels | SWD patches | palette error |
-|---|---|---|---|---|
-${snapshots.map((s) => `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} |\n`).join("")}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} |
+| minutes | step | SWD pixels | SWD patches | palette error | loss weighting so far |
+|---|---|---|---|---|---|
+${snapshots.map((s) => `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${weightsUpTo(s.step)} |\n`).join("")}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${weightsUpTo(log.steps)} |
 
 ## Limits
 A toy: ${config.imageSize}x${config.imageSize} frames of a synthetic world. It exists so that framecost meters a real denoiser with the
