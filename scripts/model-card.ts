@@ -8,14 +8,19 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_EVALUATION, type Evaluation, evaluateModel } from "../src/cli/evaluate.ts";
 import { HELD_OUT_SEED_BASE, makeClip } from "../src/data/clips.ts";
+import { addNoise, predX0 } from "../src/diffusion/prediction.ts";
+import { makeSchedule } from "../src/diffusion/schedule.ts";
 import type { TrainSession } from "../src/diffusion/trainer.ts";
+import { initBackend } from "../src/engine/backend.ts";
 import { writeFileAtomic } from "../src/media/files.ts";
 import { contactSheet } from "../src/media/frames.ts";
 import { analyticFlopsPerCall } from "../src/meter/analytic.ts";
+import { VideoDiT } from "../src/model/dit.ts";
 import { loadWeights } from "../src/model/io.ts";
 import { paramCount } from "../src/model/params.ts";
 import type { QualityFigures } from "../src/quality/metrics.ts";
 import { renderSvg, svgToPng } from "../src/report/plots.ts";
+import { Rng } from "../src/util/rng.ts";
 
 const args = process.argv.slice(2).filter((a) => a !== "--quick");
 // --quick: a smoke run of the script itself (tiny sample sizes), not figures to publish
@@ -132,6 +137,38 @@ const labels = [
 ];
 await contactSheet(sheet, S, S, join(modelDir, "samples.png"), { cols: 8, scale: 4, labels });
 
+// what the network sees at each noise level: held-out first frames noised to level t, and its one-call estimate
+// of the clean frame from there (x0 from its v-prediction); the structure of a sample is decided at high t
+const LADDER_T = [100, 300, 500, 700, 850, 950];
+{
+  await initBackend("wasm");
+  const net = new VideoDiT(config, loadWeights(modelDir).flat);
+  const abars = makeSchedule("cosine", config.trainTimesteps).alphasCumprod;
+  const rng = new Rng(5);
+  const tiles: Float32Array[] = [];
+  const tileLabels: string[] = [];
+  for (const [c, x0] of realFirst.slice(0, 6).entries()) {
+    tiles.push(x0);
+    tileLabels.push(`real ${c}`);
+    for (const t of LADDER_T) {
+      const xt = addNoise(
+        x0,
+        Float32Array.from(x0, () => rng.normal()),
+        abars[t],
+      );
+      const y = await net.predict(xt, [t], null, null);
+      tiles.push(predX0(y, xt, abars[t], config.prediction).map((v) => Math.max(-1, Math.min(1, v))));
+      tileLabels.push(`from t=${t}`);
+    }
+  }
+  net.dispose();
+  await contactSheet(tiles, S, S, join(modelDir, "denoise.png"), {
+    cols: LADDER_T.length + 1,
+    scale: 4,
+    labels: tileLabels,
+  });
+}
+
 const minutes = (log.elapsedMs / 60000).toFixed(1);
 const weightsUpTo = (step: number) =>
   [...new Set(sessions.filter((x) => x.fromStep < step).map((x) => x.lossWeighting))].join(", then ");
@@ -177,6 +214,12 @@ Rows: 8 real first frames (held out); 8 generated first frames (${ev.options.sam
 
 ![real and generated frames](samples.png)
 
+What the network makes of a real frame in one call: each row is a held-out first frame, then the network's
+estimate of it from that frame noised to timestep t (of ${config.trainTimesteps}; signal share sqrt(abar_t) ${LADDER_T.map((t) => `${t}: ${Math.sqrt(makeSchedule("cosine", config.trainTimesteps).alphasCumprod[t]).toFixed(2)}`).join(", ")}).
+Sampling starts from pure noise, so the outlines of a generated frame are decided where these estimates are weakest.
+
+![one-call denoising from each noise level](denoise.png)
+
 ## Quality (measured on held-out clips)
 Sliced Wasserstein distance between sets of frames, on pixels (each pixel's RGB as a point) and on
 4x4 patches; palette error is the mean distance from each generated pixel to the nearest colour of the
@@ -213,4 +256,4 @@ shape of the models that make video (a DiT over spacetime patches, conditioned o
 frames), small enough to train on two CPU cores and run in milliseconds per step.
 `;
 await writeFileAtomic(join(modelDir, "MODEL_CARD.md"), card);
-console.error(`wrote ${modelDir}/MODEL_CARD.md, loss.png, samples.png, evaluation.json`);
+console.error(`wrote ${modelDir}/MODEL_CARD.md, loss.png, samples.png, denoise.png, evaluation.json`);
