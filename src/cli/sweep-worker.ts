@@ -5,13 +5,18 @@
  * so a cell costs its generation and its scoring, not a reload.
  */
 import { parentPort } from "node:worker_threads";
-import type { RunRecord } from "../meter/record.ts";
+import { writeFileAtomic } from "../media/files.ts";
+import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
 import { qualityFigures } from "../quality/metrics.ts";
 import { heldOutFrames } from "../quality/reference.ts";
 import { type GenerationOptions, type LoadedNetwork, loadNetwork, runGeneration } from "./generation.ts";
 
 export interface CellRequest {
   id: string;
+  /** where the worker writes the finished cell's record (the sweep's thread stays free) */
+  file: string;
+  /** what --resume checks before keeping a cell */
+  sweepCell: { frames: number; clips: number; seed: number; model: string };
   options: Omit<GenerationOptions, "onProgress" | "shouldStop" | "calibration">;
   referenceClips: number;
 }
@@ -87,7 +92,9 @@ parentPort!.on("message", async (msg: CellRequest | { stop: true }) => {
             }),
           }
         : null;
-    parentPort!.postMessage({ id: msg.id, kind: "done", record: res.record, quality } satisfies CellReply);
+    const record = { ...res.record, quality, sweepCell: msg.sweepCell } as RunRecord;
+    if (record.complete) await writeFileAtomic(msg.file, serializeRunRecord(record));
+    parentPort!.postMessage({ id: msg.id, kind: "done", record, quality } satisfies CellReply);
   } catch (err) {
     const e = err as Error & { exitCode?: number };
     parentPort!.postMessage({

@@ -15,9 +15,8 @@ import { z } from "zod";
 import { DEFAULT_SUMMARY_GPUS, summarizeRunCost } from "../cost/index.ts";
 import { makeSampler, samplerNames } from "../diffusion/samplers/index.ts";
 import { makeSchedule } from "../diffusion/schedule.ts";
-import { writeFileAtomic } from "../media/files.ts";
 import { doctorData } from "../media/machine.ts";
-import { type RunRecord, serializeRunRecord, validateRunRecord } from "../meter/record.ts";
+import { type RunRecord, validateRunRecord } from "../meter/record.ts";
 import { writeSweepOutputs } from "../report/html.ts";
 import { buildSweepRecord, type SweepCell, type SweepRecord } from "../report/sweep.ts";
 import { UserError } from "../util/errors.ts";
@@ -170,6 +169,8 @@ export async function runSweep(
         const spec = todo[next++];
         const req: CellRequest = {
           id: spec.id,
+          file: cellFile(o.out, spec.id),
+          sweepCell: { frames: o.frames, clips: o.clips, seed: o.seed, model: o.model },
           referenceClips: Math.max(o.clips, o.referenceClips),
           options: {
             modelDir: o.model,
@@ -213,13 +214,8 @@ export async function runSweep(
           interrupted = true;
           return;
         }
-        const record = {
-          ...reply.record,
-          quality: reply.quality,
-          sweepCell: { frames: o.frames, clips: o.clips, seed: o.seed, model: o.model },
-        };
-        await writeFileAtomic(cellFile(o.out, spec.id), serializeRunRecord(record as RunRecord));
-        results.set(spec.id, { record: record as RunRecord, quality: reply.quality });
+        // the worker wrote the cell's file before replying: it is finished (what --resume reads)
+        results.set(spec.id, { record: reply.record, quality: reply.quality });
         if (!o.quiet && !bar)
           process.stderr.write(`sweep: cell ${spec.id} done (${results.size}/${specs.length})\n`);
       }
