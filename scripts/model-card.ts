@@ -73,6 +73,42 @@ if (existsSync(ckptDir)) {
     });
   }
 }
+const shippedStep = Number(training.steps ?? 0);
+// the checkpoint may have been trained on past the shipped weights (with another recipe): reported apart
+const beyond = snapshots.filter((x) => x.step > shippedStep);
+const ckptSessions: TrainSession[] = existsSync(join(ckptDir, "checkpoint.json"))
+  ? (JSON.parse(readFileSync(join(ckptDir, "checkpoint.json"), "utf8")).sessions ?? [])
+  : [];
+let beyondLast: Evaluation | null = null;
+if (beyond.length > 0) {
+  const last = beyond[beyond.length - 1];
+  console.error(`evaluating snapshot-${last.minutes}min with the full protocol...`);
+  beyondLast = await evaluateModel(join(ckptDir, `snapshot-${last.minutes}min`), protocol);
+}
+const continuationSection = () => {
+  if (!beyondLast || beyond.length === 0) return "";
+  const last = beyond[beyond.length - 1];
+  const later = ckptSessions.filter((x) => x.toStep > shippedStep);
+  const b = beyondLast;
+  const cmp = (a: number, ref: number, lowerIsBetter = true) =>
+    `${f3(a)} (${(a < ref) === lowerIsBetter ? "better" : "worse"} than the shipped ${f3(ref)})`;
+  return `
+## Trained on past the shipped weights (not shipped)
+The checkpoint was trained on from step ${shippedStep.toLocaleString("en-US")} to ${last.step.toLocaleString("en-US")} (${last.minutes} minutes in all, inside the 3-hour limit):
+${later.map((x) => `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, ${x.lossWeighting})`).join("; then ")}.
+Min-SNR-5 on v-prediction weights a timestep by min(SNR, 5) / (SNR + 1), close to SNR itself at high noise,
+where the layout of a frame is decided; uniform weighting gives those steps full weight.
+
+| minutes | step | SWD pixels | SWD patches | palette error |
+|---|---|---|---|---|
+${beyond.map((x) => `| ${x.minutes} | ${x.step} | ${f3(x.q.swdPixels)} | ${f3(x.q.swdPatches)} | ${f3(x.q.paletteError)} |`).join("\n")}
+
+The last snapshot with the full protocol: first-frame SWD pixels ${cmp(b.firstFrame.generated.swdPixels, ev.firstFrame.generated.swdPixels)},
+palette error ${cmp(b.firstFrame.generated.paletteError, ev.firstFrame.generated.paletteError)}; long clips frame ${b.options.longFrames} / frame 1
+${b.longClip.lastOverFirst.toFixed(2)}x; motion ${cmp(b.longClip.motionGenerated, ev.longClip.motionGenerated, false)} (real ${b.longClip.motionReal.toFixed(4)}).
+The shipped weights stay the ${minutes}-minute ones above.
+`;
+};
 
 // the runs of the train command that made these weights (a resumed run may change the recipe)
 const sessions: TrainSession[] = (training.sessions as TrainSession[] | undefined) ?? [
@@ -248,8 +284,17 @@ learning-rate decay may do a little better at the same time. The loss weighting 
 
 | minutes | step | SWD pixels | SWD patches | palette error | loss weighting so far |
 |---|---|---|---|---|---|
-${snapshots.map((s) => `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${weightsUpTo(s.step)} |\n`).join("")}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${weightsUpTo(log.steps)} |
+${snapshots
+  .filter((x) => x.step <= shippedStep)
+  .map(
+    (s) =>
+      `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${weightsUpTo(s.step)} |\n`,
+  )
+  .join(
+    "",
+  )}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${weightsUpTo(log.steps)} |
 
+${continuationSection()}
 ## Limits
 A toy: ${config.imageSize}x${config.imageSize} frames of a synthetic world. It exists so that framecost meters a real denoiser with the
 shape of the models that make video (a DiT over spacetime patches, conditioned on noise level and past
