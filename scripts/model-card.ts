@@ -19,6 +19,7 @@ import { VideoDiT } from "../src/model/dit.ts";
 import { loadWeights } from "../src/model/io.ts";
 import { paramCount } from "../src/model/params.ts";
 import type { QualityFigures } from "../src/quality/metrics.ts";
+import type { ShapeFigures } from "../src/quality/shapes.ts";
 import { renderSvg, svgToPng } from "../src/report/plots.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -58,7 +59,7 @@ writeFileSync(
 );
 
 // quality against training time: the EMA snapshots the trainer saved on the way
-const snapshots: Array<{ minutes: number; step: number; q: QualityFigures }> = [];
+const snapshots: Array<{ minutes: number; step: number; q: QualityFigures; shapes: ShapeFigures }> = [];
 if (existsSync(ckptDir)) {
   const dirs = readdirSync(ckptDir).filter((d) => /^snapshot-\d+min$/.test(d));
   dirs.sort((a, b) => Number.parseInt(a.slice(9), 10) - Number.parseInt(b.slice(9), 10));
@@ -70,6 +71,7 @@ if (existsSync(ckptDir)) {
       minutes: Number(snap.manifest.training?.snapshotMinutes),
       step: Number(snap.manifest.training?.step),
       q: e.firstFrame.generated,
+      shapes: e.firstFrame.shapes.generated,
     });
   }
 }
@@ -99,13 +101,14 @@ ${later.map((x) => `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toL
 Min-SNR-5 on v-prediction weights a timestep by min(SNR, 5) / (SNR + 1), close to SNR itself at high noise,
 where the layout of a frame is decided; uniform weighting gives those steps full weight.
 
-| minutes | step | SWD pixels | SWD patches | palette error |
-|---|---|---|---|---|
-${beyond.map((x) => `| ${x.minutes} | ${x.step} | ${f3(x.q.swdPixels)} | ${f3(x.q.swdPatches)} | ${f3(x.q.paletteError)} |`).join("\n")}
+| minutes | step | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames |
+|---|---|---|---|---|---|---|---|
+${beyond.map((x) => `| ${x.minutes} | ${x.step} | ${f3(x.q.swdPixels)} | ${f3(x.q.swdPatches)} | ${f3(x.q.paletteError)} | ${shapeCells(x.shapes)} |`).join("\n")}
 
 The last snapshot with the full protocol: first-frame SWD pixels ${cmp(b.firstFrame.generated.swdPixels, ev.firstFrame.generated.swdPixels)},
 palette error ${cmp(b.firstFrame.generated.paletteError, ev.firstFrame.generated.paletteError)}; long clips frame ${b.options.longFrames} / frame 1
-${b.longClip.lastOverFirst.toFixed(2)}x; motion ${cmp(b.longClip.motionGenerated, ev.longClip.motionGenerated, false)} (real ${b.longClip.motionReal.toFixed(4)}).
+${b.longClip.lastOverFirst.toFixed(2)}x; motion ${cmp(b.longClip.motionGenerated, ev.longClip.motionGenerated, false)} (real ${b.longClip.motionReal.toFixed(4)});
+empty first frames ${pct(b.firstFrame.shapes.generated.emptyShare)} (shipped ${pct(ev.firstFrame.shapes.generated.emptyShare)}).
 The shipped weights stay the ${minutes}-minute ones above.
 `;
 };
@@ -206,6 +209,11 @@ const LADDER_T = [100, 300, 500, 700, 850, 950];
 }
 
 const minutes = (log.elapsedMs / 60000).toFixed(1);
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+const shapeCells = (x: ShapeFigures) =>
+  `${f3(x.compactness)} | ${x.specksPerFrame.toFixed(2)} | ${pct(x.emptyShare)}`;
+const shapeRow = (name: string, x: ShapeFigures) =>
+  `| ${name} | ${x.shapesPerFrame.toFixed(2)} | ${f3(x.compactness)} | ${x.specksPerFrame.toFixed(2)} | ${pct(x.emptyShare)} |`;
 const weightsUpTo = (step: number) =>
   [...new Set(sessions.filter((x) => x.fromStep < step).map((x) => x.lossWeighting))].join(", then ");
 const flops = analyticFlopsPerCall(config, "flops", 1);
@@ -278,21 +286,34 @@ ${row(`frame ${ev.options.longFrames}`, l.last)}
 Frame ${ev.options.longFrames} over frame 1 (SWD pixels): ${l.lastOverFirst.toFixed(2)}x. Motion (mean absolute change between consecutive
 frames): generated ${l.motionGenerated.toFixed(4)}, real ${l.motionReal.toFixed(4)}.
 
+## Clean shapes or ragged blobs
+The distribution metrics above cannot tell a clean disc from a ragged blob of the same colour and size.
+\`src/quality/shapes.ts\` labels each pixel with the nearest training shape colour (within 0.35, else background),
+takes the 4-connected regions of one colour as shapes and scores each by compactness 4 pi A / P^2 (P counted
+in pixel edges: a square 0.785, a digital disc about 0.62, ragged outlines lower); regions under 6 pixels are specks.
+
+| frames | shapes / frame | compactness (area-weighted) | specks / frame | empty frames |
+|---|---|---|---|---|
+${shapeRow(`real first frames (${ev.options.referenceClips} held out)`, e.shapes.real)}
+${shapeRow(`generated first frames (${ev.options.steps} steps)`, e.shapes.generated)}
+${shapeRow(`real clips, all ${ev.options.longFrames} frames`, l.shapes.real)}
+${shapeRow(`generated clips, frame ${ev.options.longFrames}`, l.shapes.last)}
+
 ## Quality against training time
 EMA snapshots saved during training (first frames, ${ev.options.steps} steps, same protocol). A shorter run with its own
 learning-rate decay may do a little better at the same time. The loss weighting of each snapshot's run is in the last column.
 
-| minutes | step | SWD pixels | SWD patches | palette error | loss weighting so far |
-|---|---|---|---|---|---|
+| minutes | step | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames | loss weighting so far |
+|---|---|---|---|---|---|---|---|---|
 ${snapshots
   .filter((x) => x.step <= shippedStep)
   .map(
     (s) =>
-      `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${weightsUpTo(s.step)} |\n`,
+      `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${shapeCells(s.shapes)} | ${weightsUpTo(s.step)} |\n`,
   )
   .join(
     "",
-  )}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${weightsUpTo(log.steps)} |
+  )}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${shapeCells(e.shapes.generated)} | ${weightsUpTo(log.steps)} |
 
 ${continuationSection()}
 ## Limits

@@ -9,6 +9,7 @@
 import { HELD_OUT_SEED_BASE, makeClip } from "../data/clips.ts";
 import { type QualityFigures, qualityFigures } from "../quality/metrics.ts";
 import { heldOutFrames } from "../quality/reference.ts";
+import { type ShapeFigures, shapeFigures } from "../quality/shapes.ts";
 import { Rng } from "../util/rng.ts";
 import { runGeneration } from "./generation.ts";
 
@@ -47,6 +48,8 @@ export interface Evaluation {
     oneStep: QualityFigures;
     noise: QualityFigures;
     heldOut: QualityFigures;
+    /** clean shapes or ragged blobs: generated first frames and the real ones they are compared with */
+    shapes: { generated: ShapeFigures; real: ShapeFigures };
   };
   longClip: {
     first: QualityFigures;
@@ -54,6 +57,8 @@ export interface Evaluation {
     lastOverFirst: number;
     motionGenerated: number;
     motionReal: number;
+    /** the last frames of the generated clips and every frame of the real ones */
+    shapes: { last: ShapeFigures; real: ShapeFigures };
   };
   samples: { firstFrames: Float32Array[]; longClip: Float32Array[] };
 }
@@ -117,6 +122,7 @@ export async function evaluateModel(
       oneStep: qualityFigures(oneStep, realFirst, shape),
       noise: qualityFigures(noise, realFirst, shape),
       heldOut: qualityFigures(heldOut, realFirst, shape),
+      shapes: { generated: shapeFigures(firstFrames, shape), real: shapeFigures(realFirst, shape) },
     },
     longClip: {
       first: qFirst,
@@ -124,6 +130,7 @@ export async function evaluateModel(
       lastOverFirst: qLast.swdPixels / qFirst.swdPixels,
       motionGenerated: motion(long.clips),
       motionReal: motion(realClips),
+      shapes: { last: shapeFigures(lastOfLong, shape), real: shapeFigures(realAll, shape) },
     },
     samples: { firstFrames, longClip: long.clips[0] },
   };
