@@ -58,35 +58,38 @@ writeFileSync(
   `${JSON.stringify({ ...ev, samples: undefined }, null, 2)}\n`,
 );
 
-// quality against training time: the EMA snapshots the trainer saved on the way
+// quality against training time: the EMA snapshots the trainer saved on the way. The checkpoint may have been
+// trained on past the shipped weights (with another recipe): those are reported apart, the last of them with the
+// full protocol (its first-frame figures are the same as the short protocol's: same clips, same seed)
+const shippedStep = Number(training.steps ?? 0);
 const snapshots: Array<{ minutes: number; step: number; q: QualityFigures; shapes: ShapeFigures }> = [];
+let beyondLast: Evaluation | null = null;
 if (existsSync(ckptDir)) {
-  const dirs = readdirSync(ckptDir).filter((d) => /^snapshot-\d+min$/.test(d));
-  dirs.sort((a, b) => Number.parseInt(a.slice(9), 10) - Number.parseInt(b.slice(9), 10));
-  for (const d of dirs) {
-    console.error(`evaluating ${d}...`);
-    const snap = loadWeights(join(ckptDir, d));
-    const e = await evaluateModel(join(ckptDir, d), { ...protocol, longClips: 2, longFrames: 2 });
+  const found = readdirSync(ckptDir)
+    .filter((d) => /^snapshot-\d+min$/.test(d))
+    .map((d) => {
+      const t = loadWeights(join(ckptDir, d)).manifest.training;
+      return { dir: join(ckptDir, d), minutes: Number(t?.snapshotMinutes), step: Number(t?.step) };
+    })
+    .sort((a, b) => a.minutes - b.minutes);
+  const lastBeyond = found.filter((x) => x.step > shippedStep).at(-1);
+  for (const x of found) {
+    const full = x === lastBeyond;
+    console.error(`evaluating ${x.dir}${full ? " with the full protocol" : ""}...`);
+    const e = await evaluateModel(x.dir, full ? protocol : { ...protocol, longClips: 2, longFrames: 2 });
+    if (full) beyondLast = e;
     snapshots.push({
-      minutes: Number(snap.manifest.training?.snapshotMinutes),
-      step: Number(snap.manifest.training?.step),
+      minutes: x.minutes,
+      step: x.step,
       q: e.firstFrame.generated,
       shapes: e.firstFrame.shapes.generated,
     });
   }
 }
-const shippedStep = Number(training.steps ?? 0);
-// the checkpoint may have been trained on past the shipped weights (with another recipe): reported apart
 const beyond = snapshots.filter((x) => x.step > shippedStep);
 const ckptSessions: TrainSession[] = existsSync(join(ckptDir, "checkpoint.json"))
   ? (JSON.parse(readFileSync(join(ckptDir, "checkpoint.json"), "utf8")).sessions ?? [])
   : [];
-let beyondLast: Evaluation | null = null;
-if (beyond.length > 0) {
-  const last = beyond[beyond.length - 1];
-  console.error(`evaluating snapshot-${last.minutes}min with the full protocol...`);
-  beyondLast = await evaluateModel(join(ckptDir, `snapshot-${last.minutes}min`), protocol);
-}
 const continuationSection = () => {
   if (!beyondLast || beyond.length === 0) return "";
   const last = beyond[beyond.length - 1];
@@ -179,10 +182,10 @@ await contactSheet(sheet, S, S, join(modelDir, "samples.png"), { cols: 8, scale:
 // what the network sees at each noise level: held-out first frames noised to level t, and its one-call estimate
 // of the clean frame from there (x0 from its v-prediction); the structure of a sample is decided at high t
 const LADDER_T = [100, 300, 500, 700, 850, 950];
+const abars = makeSchedule("cosine", config.trainTimesteps).alphasCumprod;
 {
   await initBackend("wasm");
   const net = new VideoDiT(config, loadWeights(modelDir).flat);
-  const abars = makeSchedule("cosine", config.trainTimesteps).alphasCumprod;
   const rng = new Rng(5);
   const tiles: Float32Array[] = [];
   const tileLabels: string[] = [];
@@ -259,7 +262,7 @@ Rows: 8 real first frames (held out); 8 generated first frames (${ev.options.sam
 ![real and generated frames](samples.png)
 
 What the network makes of a real frame in one call: each row is a held-out first frame, then the network's
-estimate of it from that frame noised to timestep t (of ${config.trainTimesteps}; signal share sqrt(abar_t) ${LADDER_T.map((t) => `${t}: ${Math.sqrt(makeSchedule("cosine", config.trainTimesteps).alphasCumprod[t]).toFixed(2)}`).join(", ")}).
+estimate of it from that frame noised to timestep t (of ${config.trainTimesteps}; signal share sqrt(abar_t) ${LADDER_T.map((t) => `${t}: ${Math.sqrt(abars[t]).toFixed(2)}`).join(", ")}).
 Sampling starts from pure noise, so the outlines of a generated frame are decided where these estimates are weakest.
 
 ![one-call denoising from each noise level](denoise.png)
