@@ -76,6 +76,27 @@ function plainAttrs(attrs: unknown): Record<string, unknown> {
   return out;
 }
 
+type RunKernel = ReturnType<typeof tf.engine>["runKernel"];
+
+/**
+ * Runs `call` with tfjs's kernel dispatch (`engine.runKernel`, every kernel passes there) replaced by
+ * `wrap(original)`, then puts the original back.
+ */
+async function withRunKernel<R>(
+  wrap: (original: RunKernel) => RunKernel,
+  call: () => Promise<R>,
+): Promise<R> {
+  const engine = tf.engine();
+  const original = engine.runKernel;
+  engine.runKernel = wrap(original);
+  try {
+    return await call();
+  } finally {
+    // assign back rather than delete: deleting a property drops the engine object into V8's slow dictionary mode
+    engine.runKernel = original;
+  }
+}
+
 /**
  * Turns `tf.profile()` kernels into counts. Entries that are not registered
  * kernels are composite scopes (a `tf.customGrad` op, e.g. `fusedMatMul__op`)
@@ -125,33 +146,29 @@ export function countsFromProfile(
  */
 export const tfjsKernelCounter: KernelCounter = async <R>(call: () => Promise<R>) => {
   const engine = tf.engine();
-  const original = engine.runKernel;
   // raw records only while the call runs (shapes are read afterwards) to keep the counted call close to a plain one
   const seen: { name: string; inputs: object; attrs: unknown; out: unknown; ms: number }[] = [];
   let depth = 0;
   let peakBytes = 0;
-  engine.runKernel = function (this: typeof engine, name, inputs, attrs) {
-    depth++;
-    const start = performance.now();
-    let out: unknown;
-    try {
-      out = original.call(this, name, inputs, attrs);
-    } finally {
-      depth--;
-    }
-    if (depth === 0) {
-      seen.push({ name, inputs, attrs, out, ms: performance.now() - start });
-      if (engine.state.numBytes > peakBytes) peakBytes = engine.state.numBytes;
-    }
-    return out;
-  } as typeof engine.runKernel;
-  let result: R;
-  try {
-    result = await call();
-  } finally {
-    // assign back rather than delete: deleting a property drops the engine object into V8's slow dictionary mode
-    engine.runKernel = original;
-  }
+  const result = await withRunKernel(
+    (original) =>
+      function (this: typeof engine, name, inputs, attrs) {
+        depth++;
+        const start = performance.now();
+        let out: unknown;
+        try {
+          out = original.call(this, name, inputs, attrs);
+        } finally {
+          depth--;
+        }
+        if (depth === 0) {
+          seen.push({ name, inputs, attrs, out, ms: performance.now() - start });
+          if (engine.state.numBytes > peakBytes) peakBytes = engine.state.numBytes;
+        }
+        return out;
+      } as RunKernel,
+    call,
+  );
   const shapeOf = (t: unknown) => (t == null ? null : (t as { shape: number[] }).shape);
   const kernels = seen.map(({ name, inputs, attrs, out, ms }) => {
     const outs = Array.isArray(out) ? out : [out];
@@ -181,23 +198,23 @@ export const tfjsProfileCounter: KernelCounter = async <R>(call: () => Promise<R
   const checkWas = env.getBool("CHECK_COMPUTATION_FOR_ERRORS");
   // FACTS.md 7: with this flag on, kernel times read up to 2x high
   env.set("CHECK_COMPUTATION_FOR_ERRORS", false);
-  const engine = tf.engine();
-  const original = engine.runKernel;
   const seen: SeenKernel[] = [];
-  engine.runKernel = function (this: typeof engine, name, inputs, attrs) {
-    seen.push({ name, attrs: plainAttrs(attrs) });
-    return original.call(this, name, inputs, attrs);
-  } as typeof engine.runKernel;
   let result: R | undefined;
   let profile: Awaited<ReturnType<typeof tf.profile>>;
   try {
-    profile = await tf.profile(async () => {
-      result = await call();
-      return [];
-    });
+    profile = await withRunKernel(
+      (original) =>
+        function (this: ReturnType<typeof tf.engine>, name, inputs, attrs) {
+          seen.push({ name, attrs: plainAttrs(attrs) });
+          return original.call(this, name, inputs, attrs);
+        } as RunKernel,
+      () =>
+        tf.profile(async () => {
+          result = await call();
+          return [];
+        }),
+    );
   } finally {
-    // assign back rather than delete: deleting a property drops the engine object into V8's slow dictionary mode
-    engine.runKernel = original;
     env.set("CHECK_COMPUTATION_FOR_ERRORS", checkWas);
   }
   const backend = tf.getBackend();
