@@ -62,34 +62,49 @@ writeFileSync(
 // trained on past the shipped weights (with another recipe): those are reported apart, the last of them with the
 // full protocol (its first-frame figures are the same as the short protocol's: same clips, same seed)
 const shippedStep = Number(training.steps ?? 0);
-const snapshots: Array<{ minutes: number; step: number; q: QualityFigures; shapes: ShapeFigures }> = [];
-let beyondLast: Evaluation | null = null;
-if (existsSync(ckptDir)) {
-  const found = readdirSync(ckptDir)
+type Snapshot = { minutes: number; step: number; q: QualityFigures; shapes: ShapeFigures };
+/** Evaluates a checkpoint folder's snapshots in time order; `fullFor` picks one to run with the full protocol. */
+async function evaluateSnapshots(
+  dir: string,
+  fullFor: (step: number, steps: number[]) => boolean = () => false,
+) {
+  const out: Snapshot[] = [];
+  let full: Evaluation | null = null;
+  if (!existsSync(dir)) return { snapshots: out, full };
+  const found = readdirSync(dir)
     .filter((d) => /^snapshot-\d+min$/.test(d))
     .map((d) => {
-      const t = loadWeights(join(ckptDir, d)).manifest.training;
-      return { dir: join(ckptDir, d), minutes: Number(t?.snapshotMinutes), step: Number(t?.step) };
+      const t = loadWeights(join(dir, d)).manifest.training;
+      return { dir: join(dir, d), minutes: Number(t?.snapshotMinutes), step: Number(t?.step) };
     })
     .sort((a, b) => a.minutes - b.minutes);
-  const lastBeyond = found.filter((x) => x.step > shippedStep).at(-1);
   for (const x of found) {
-    const full = x === lastBeyond;
-    console.error(`evaluating ${x.dir}${full ? " with the full protocol" : ""}...`);
-    const e = await evaluateModel(x.dir, full ? protocol : { ...protocol, longClips: 2, longFrames: 2 });
-    if (full) beyondLast = e;
-    snapshots.push({
+    const isFull = fullFor(
+      x.step,
+      found.map((f) => f.step),
+    );
+    console.error(`evaluating ${x.dir}${isFull ? " with the full protocol" : ""}...`);
+    const e = await evaluateModel(x.dir, isFull ? protocol : { ...protocol, longClips: 2, longFrames: 2 });
+    if (isFull) full = e;
+    out.push({
       minutes: x.minutes,
       step: x.step,
       q: e.firstFrame.generated,
       shapes: e.firstFrame.shapes.generated,
     });
   }
+  return { snapshots: out, full };
 }
+const readSessions = (dir: string): TrainSession[] =>
+  existsSync(join(dir, "checkpoint.json"))
+    ? (JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")).sessions ?? [])
+    : [];
+const { snapshots, full: beyondLast } = await evaluateSnapshots(
+  ckptDir,
+  (step, steps) => step === steps.filter((s) => s > shippedStep).at(-1),
+);
 const beyond = snapshots.filter((x) => x.step > shippedStep);
-const ckptSessions: TrainSession[] = existsSync(join(ckptDir, "checkpoint.json"))
-  ? (JSON.parse(readFileSync(join(ckptDir, "checkpoint.json"), "utf8")).sessions ?? [])
-  : [];
+const ckptSessions = readSessions(ckptDir);
 const continuationSection = () => {
   if (!beyondLast || beyond.length === 0) return "";
   const last = beyond[beyond.length - 1];
@@ -100,14 +115,11 @@ const continuationSection = () => {
   return `
 ## Trained on past the shipped weights (not shipped)
 The checkpoint was trained on from step ${shippedStep.toLocaleString("en-US")} to ${last.step.toLocaleString("en-US")} (${last.minutes} minutes in all, inside the 3-hour limit):
-${later.map((x) => `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, ${x.lossWeighting})`).join("; then ")}.
+${commandList(later)}.
 Min-SNR-5 on v-prediction weights a timestep by min(SNR, 5) / (SNR + 1), close to SNR itself at high noise,
 where the layout of a frame is decided; uniform weighting gives those steps full weight.
 
-| minutes | step | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames |
-|---|---|---|---|---|---|---|---|
-${beyond.map((x) => `| ${x.minutes} | ${x.step} | ${f3(x.q.swdPixels)} | ${f3(x.q.swdPatches)} | ${f3(x.q.paletteError)} | ${shapeCells(x.shapes)} |`).join("\n")}
-
+${SNAPSHOT_HEAD}${beyond.map((x) => snapshotRow(x, ckptSessions)).join("")}
 The last snapshot with the full protocol: first-frame SWD pixels ${cmp(b.firstFrame.generated.swdPixels, ev.firstFrame.generated.swdPixels)},
 palette error ${cmp(b.firstFrame.generated.paletteError, ev.firstFrame.generated.paletteError)}; long clips frame ${b.options.longFrames} / frame 1
 ${b.longClip.lastOverFirst.toFixed(2)}x; motion ${cmp(b.longClip.motionGenerated, ev.longClip.motionGenerated, false)} (real ${b.longClip.motionReal.toFixed(4)});
@@ -217,8 +229,41 @@ const shapeCells = (x: ShapeFigures) =>
   `${f3(x.compactness)} | ${x.specksPerFrame.toFixed(2)} | ${pct(x.emptyShare)}`;
 const shapeRow = (name: string, x: ShapeFigures) =>
   `| ${name} | ${x.shapesPerFrame.toFixed(2)} | ${f3(x.compactness)} | ${x.specksPerFrame.toFixed(2)} | ${pct(x.emptyShare)} |`;
-const weightsUpTo = (step: number) =>
-  [...new Set(sessions.filter((x) => x.fromStep < step).map((x) => x.lossWeighting))].join(", then ");
+const weightsUpTo = (step: number, of: TrainSession[] = sessions) =>
+  [...new Set(of.filter((x) => x.fromStep < step).map((x) => x.lossWeighting))].join(", then ");
+const snapshotRow = (s: Snapshot, of: TrainSession[] = sessions) =>
+  `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${shapeCells(s.shapes)} | ${weightsUpTo(s.step, of)} |\n`;
+const SNAPSHOT_HEAD = `| minutes | step | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames | loss weighting so far |
+|---|---|---|---|---|---|---|---|---|
+`;
+const commandList = (of: TrainSession[]) =>
+  of
+    .map(
+      (x) =>
+        `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, minutes ${x.fromMinutes.toFixed(0)}-${x.toMinutes.toFixed(0)}, ${x.lossWeighting})`,
+    )
+    .join("; then ");
+// other runs of the same preset (extra checkpoint folders on the command line): their snapshots, same protocol
+const others: Array<{ dir: string; sessions: TrainSession[]; snapshots: Snapshot[] }> = [];
+for (const dir of args.slice(2)) {
+  if (!existsSync(dir)) throw new Error(`no checkpoint folder ${dir}`);
+  others.push({ dir, sessions: readSessions(dir), snapshots: (await evaluateSnapshots(dir)).snapshots });
+}
+const othersSection = () =>
+  others.length === 0
+    ? ""
+    : `
+## Other runs (not shipped)
+Runs of the same preset with another recipe, measured from their EMA snapshots with the same first-frame protocol,
+to compare with the shipped run at equal wall time.
+${others
+  .map(
+    (o) => `
+\`${o.dir}\`: ${commandList(o.sessions)}.
+
+${SNAPSHOT_HEAD}${o.snapshots.map((x) => snapshotRow(x, o.sessions)).join("")}`,
+  )
+  .join("")}`;
 const flops = analyticFlopsPerCall(config, "flops", 1);
 const e = ev.firstFrame;
 const l = ev.longClip;
@@ -245,7 +290,7 @@ A frame with no history uses a learned empty context (trained with context dropo
 ## Training
 | | |
 |---|---|
-| commands | ${sessions.map((x) => `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, minutes ${x.fromMinutes.toFixed(0)}-${x.toMinutes.toFixed(0)}, ${x.lossWeighting})`).join("; then ")} |
+| commands | ${commandList(sessions)} |
 | data | synthetic clips from \`src/data/clips.ts\`: 1-3 circles and squares in 5 colours, moving and bouncing, plain or gradient background; seeds below ${HELD_OUT_SEED_BASE.toLocaleString("en-US")} (held-out seeds above are never trained on) |
 | steps | ${log.steps.toLocaleString("en-US")} of batch ${String(training.batch)} (${String(training.workers)} worker threads, one tfjs-wasm backend each, data parallel) |
 | wall time | ${minutes} minutes |
@@ -306,19 +351,14 @@ ${shapeRow(`generated clips, frame ${ev.options.longFrames}`, l.shapes.last)}
 EMA snapshots saved during training (first frames, ${ev.options.steps} steps, same protocol). A shorter run with its own
 learning-rate decay may do a little better at the same time. The loss weighting of each snapshot's run is in the last column.
 
-| minutes | step | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames | loss weighting so far |
-|---|---|---|---|---|---|---|---|---|
-${snapshots
+${SNAPSHOT_HEAD}${snapshots
   .filter((x) => x.step <= shippedStep)
-  .map(
-    (s) =>
-      `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${shapeCells(s.shapes)} | ${weightsUpTo(s.step)} |\n`,
-  )
+  .map((x) => snapshotRow(x))
   .join(
     "",
   )}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${shapeCells(e.shapes.generated)} | ${weightsUpTo(log.steps)} |
 
-${continuationSection()}
+${continuationSection()}${othersSection()}
 ## Limits
 A toy: ${config.imageSize}x${config.imageSize} frames of a synthetic world. It exists so that framecost meters a real denoiser with the
 shape of the models that make video (a DiT over spacetime patches, conditioned on noise level and past
