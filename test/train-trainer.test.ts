@@ -61,12 +61,13 @@ describe("trainer", () => {
     expect(log.history[1].loss).toBeLessThan(log.history[0].loss);
     expect(existsSync(join(root, "ckpt", "checkpoint.bin"))).toBe(true);
     // the resumed run changes the loss weighting; the weights record both runs and their recipes
-    const second = trainCli([...common, "--steps", "60", "--min-snr-gamma", "0"]);
+    const second = trainCli([...common, "--steps", "60", "--min-snr-gamma", "0", "--p-uncond", "0.5"]);
     expect(second.stderr).toContain("trained 60 steps");
     const w = loadWeights(out, PRESETS.micro);
     expect(w.manifest.training?.steps).toBe(60);
     expect(w.manifest.training?.command).toContain("train --preset micro");
     expect(w.manifest.training?.lossWeighting).toBe("uniform (v-prediction MSE)");
+    expect((w.manifest.training?.batchOptions as { pUncond?: number } | undefined)?.pUncond).toBe(0.5);
     const sessions = w.manifest.training?.sessions as Array<Record<string, unknown>>;
     expect(sessions.map((x) => [x.fromStep, x.toStep, x.lossWeighting])).toEqual([
       [0, 50, "min-SNR-5"],
@@ -83,5 +84,10 @@ describe("trainer", () => {
     const bad = trainCli(["--preset", "huge", "--steps", "1"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('unknown preset "huge"; known presets: micro, tiny, small');
+    const share = trainCli(["--preset", "micro", "--steps", "1", "--p-uncond", "1.5"]);
+    expect(share.code).toBe(2);
+    expect(share.stderr.trim().split("\n").at(-1)).toMatch(
+      /^framecost: --p-uncond: .*0\.9.* \(got "1\.5"\)$/,
+    );
   }, 60_000);
 });

@@ -15,6 +15,10 @@ const schema = z.object({
   workers: z.coerce.number().int().positive(),
   lr: z.coerce.number().positive(),
   minSnrGamma: z.coerce.number().min(0),
+  pUncond: z.coerce
+    .number()
+    .min(0)
+    .max(1 - DEFAULT_TRAIN.batchOptions.pPartial),
   seed: z.coerce.number().int().nonnegative(),
   backend: z.string(),
 });
@@ -41,6 +45,11 @@ export function register(program: Command): void {
       "loss weighting: min-SNR-gamma (Hang et al. 2023); 0 = uniform MSE on the prediction target",
       String(DEFAULT_TRAIN.batchOptions.minSnrGamma),
     )
+    .option(
+      "--p-uncond <p>",
+      "share of samples trained with no context at all: how first frames (no history) are learned",
+      String(DEFAULT_TRAIN.batchOptions.pUncond),
+    )
     .option("--seed <n>", "seed for init and data", "0")
     .option("--backend <name>", "tfjs backend for the workers", "wasm")
     .action(async (raw) => {
@@ -48,7 +57,8 @@ export function register(program: Command): void {
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         throw new UserError(
-          `--${String(issue.path[0])}: ${issue.message} (got ${JSON.stringify(raw[issue.path[0] as string])})`,
+          // commander's camelCase key back to the flag the user typed (minSnrGamma -> --min-snr-gamma)
+          `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message} (got ${JSON.stringify(raw[issue.path[0] as string])})`,
         );
       }
       const o = parsed.data;
@@ -75,7 +85,7 @@ export function register(program: Command): void {
         lr: o.lr,
         seed: o.seed,
         backend: o.backend,
-        batchOptions: { ...DEFAULT_TRAIN.batchOptions, minSnrGamma: o.minSnrGamma },
+        batchOptions: { ...DEFAULT_TRAIN.batchOptions, minSnrGamma: o.minSnrGamma, pUncond: o.pUncond },
         command: `framecost ${process.argv.slice(2).join(" ")}`,
         shouldStop: () => stop,
         onProgress: (p) => {
