@@ -10,6 +10,7 @@ import { DEFAULT_EVALUATION, type Evaluation, evaluateModel } from "../src/cli/e
 import { HELD_OUT_SEED_BASE, makeClip } from "../src/data/clips.ts";
 import { addNoise, predX0 } from "../src/diffusion/prediction.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
+import type { BatchOptions } from "../src/diffusion/train-batch.ts";
 import type { TrainSession } from "../src/diffusion/trainer.ts";
 import { initBackend } from "../src/engine/backend.ts";
 import { writeFileAtomic } from "../src/media/files.ts";
@@ -265,6 +266,8 @@ ${SNAPSHOT_HEAD}${o.snapshots.map((x) => snapshotRow(x, o.sessions)).join("")}`,
   )
   .join("")}`;
 const flops = analyticFlopsPerCall(config, "flops", 1);
+// the recipe of the last session (a resumed run may change it; the commands above say how)
+const batchOpts = training.batchOptions as BatchOptions;
 const e = ev.firstFrame;
 const l = ev.longClip;
 const card = `# framecost video DiT "${config.name}": model card
@@ -296,7 +299,7 @@ A frame with no history uses a learned empty context (trained with context dropo
 | wall time | ${minutes} minutes |
 | hardware | ${String(training.cpu)}, ${String(training.cores)} cores (the machine was shared with other work during training) |
 | optimiser | AdamW, lr ${String(training.lr)} with ${String(training.warmupSteps)} warm-up steps then cosine decay over the time budget, grad-norm clip 1, EMA ${String(training.emaDecay)} |
-| loss | MSE on v, weighted ${[...new Set(sessions.map((x) => x.lossWeighting))].join(", then ")}; context dropout 30% (first frames), partial context 10%, small noise on context frames |
+| loss | MSE on v, weighted ${[...new Set(sessions.map((x) => x.lossWeighting))].join(", then ")}; context dropout ${pct(batchOpts.pUncond)} (how first frames are learned), partial context ${pct(batchOpts.pPartial)}, N(0, sigma^2) noise on context frames with sigma up to ${batchOpts.contextNoise} |
 
 ![loss](loss.png)
 
