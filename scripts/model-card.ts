@@ -64,11 +64,8 @@ writeFileSync(
 // full protocol (its first-frame figures are the same as the short protocol's: same clips, same seed)
 const shippedStep = Number(training.steps ?? 0);
 type Snapshot = { minutes: number; step: number; q: QualityFigures; shapes: ShapeFigures };
-/** Evaluates a checkpoint folder's snapshots in time order; `fullFor` picks one to run with the full protocol. */
-async function evaluateSnapshots(
-  dir: string,
-  fullFor: (step: number, steps: number[]) => boolean = () => false,
-) {
+/** Evaluates a checkpoint folder's snapshots in time order; the last one past step `fullBeyond` gets the full protocol. */
+async function evaluateSnapshots(dir: string, fullBeyond = Number.POSITIVE_INFINITY) {
   const out: Snapshot[] = [];
   let full: Evaluation | null = null;
   if (!existsSync(dir)) return { snapshots: out, full };
@@ -79,11 +76,9 @@ async function evaluateSnapshots(
       return { dir: join(dir, d), minutes: Number(t?.snapshotMinutes), step: Number(t?.step) };
     })
     .sort((a, b) => a.minutes - b.minutes);
+  const fullOne = found.filter((x) => x.step > fullBeyond).at(-1);
   for (const x of found) {
-    const isFull = fullFor(
-      x.step,
-      found.map((f) => f.step),
-    );
+    const isFull = x === fullOne;
     console.error(`evaluating ${x.dir}${isFull ? " with the full protocol" : ""}...`);
     const e = await evaluateModel(x.dir, isFull ? protocol : { ...protocol, longClips: 2, longFrames: 2 });
     if (isFull) full = e;
@@ -100,10 +95,7 @@ const readSessions = (dir: string): TrainSession[] =>
   existsSync(join(dir, "checkpoint.json"))
     ? (JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")).sessions ?? [])
     : [];
-const { snapshots, full: beyondLast } = await evaluateSnapshots(
-  ckptDir,
-  (step, steps) => step === steps.filter((s) => s > shippedStep).at(-1),
-);
+const { snapshots, full: beyondLast } = await evaluateSnapshots(ckptDir, shippedStep);
 const beyond = snapshots.filter((x) => x.step > shippedStep);
 const ckptSessions = readSessions(ckptDir);
 const continuationSection = () => {
