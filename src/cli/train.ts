@@ -4,6 +4,7 @@ import { z } from "zod";
 import { DEFAULT_TRAIN, train } from "../diffusion/trainer.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
 import { UserError } from "../util/errors.ts";
+import { flagOf } from "./options.ts";
 
 const schema = z.object({
   preset: z.string(),
@@ -57,8 +58,7 @@ export function register(program: Command): void {
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         throw new UserError(
-          // commander's camelCase key back to the flag the user typed (minSnrGamma -> --min-snr-gamma)
-          `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message} (got ${JSON.stringify(raw[issue.path[0] as string])})`,
+          `${flagOf(String(issue.path[0]))}: ${issue.message} (got ${JSON.stringify(raw[issue.path[0] as string])})`,
         );
       }
       const o = parsed.data;
