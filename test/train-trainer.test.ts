@@ -75,7 +75,7 @@ describe("trainer", () => {
     ]);
   }, 180_000);
 
-  it("refuses a run without a budget and an unknown preset, exit 2", () => {
+  it("refuses a run without a budget, an unknown preset and a bad option, exit 2", () => {
     const none = trainCli(["--preset", "micro", "--out", join(root, "x")]);
     expect(none.code).toBe(2);
     expect(none.stderr.trim().split("\n").at(-1)).toBe(
@@ -86,8 +86,13 @@ describe("trainer", () => {
     expect(bad.stderr).toContain('unknown preset "huge"; known presets: micro, tiny, small');
     const share = trainCli(["--preset", "micro", "--steps", "1", "--p-uncond", "1.5"]);
     expect(share.code).toBe(2);
-    expect(share.stderr.trim().split("\n").at(-1)).toMatch(
-      /^framecost: --p-uncond: .*0\.9.* \(got "1\.5"\)$/,
+    expect(share.stderr.trim().split("\n").at(-1)).toBe(
+      'framecost: --p-uncond must be a number between 0 and 0.9, got "1.5"',
+    );
+    const batch = trainCli(["--preset", "micro", "--steps", "1", "--batch", "0"]);
+    expect(batch.code).toBe(2);
+    expect(batch.stderr.trim().split("\n").at(-1)).toBe(
+      'framecost: --batch must be an integer >= 1, got "0"',
     );
   }, 60_000);
 });

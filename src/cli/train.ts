@@ -4,24 +4,23 @@ import { z } from "zod";
 import { DEFAULT_TRAIN, train } from "../diffusion/trainer.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
 import { UserError } from "../util/errors.ts";
-import { flagOf } from "./options.ts";
+import { intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
+// preset stays a string so an unknown one gets the line that lists the presets
 const schema = z.object({
-  preset: z.string(),
-  minutes: z.coerce.number().positive().optional(),
-  steps: z.coerce.number().int().positive().optional(),
-  out: z.string(),
-  checkpointDir: z.string().optional(),
-  batch: z.coerce.number().int().positive(),
-  workers: z.coerce.number().int().positive(),
-  lr: z.coerce.number().positive(),
-  minSnrGamma: z.coerce.number().min(0),
-  pUncond: z.coerce
-    .number()
-    .min(0)
-    .max(1 - DEFAULT_TRAIN.batchOptions.pPartial),
-  seed: z.coerce.number().int().nonnegative(),
-  backend: z.string(),
+  preset: stringOpt(),
+  minutes: numberOpt({ gt: 0 }).optional(),
+  steps: intOpt({ min: 1 }).optional(),
+  out: pathOpt(),
+  checkpointDir: pathOpt().optional(),
+  batch: intOpt({ min: 1 }),
+  workers: intOpt({ min: 1 }),
+  lr: numberOpt({ gt: 0 }),
+  minSnrGamma: numberOpt({ min: 0 }),
+  // partial context keeps its share, so at most 1 - pPartial of samples can be context-free
+  pUncond: numberOpt({ min: 0, max: 1 - DEFAULT_TRAIN.batchOptions.pPartial }),
+  seed: intOpt({ min: 0 }),
+  backend: stringOpt(),
 });
 
 function fmtMin(ms: number): string {
@@ -54,14 +53,7 @@ export function register(program: Command): void {
     .option("--seed <n>", "seed for init and data", "0")
     .option("--backend <name>", "tfjs backend for the workers", "wasm")
     .action(async (raw) => {
-      const parsed = schema.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new UserError(
-          `${flagOf(String(issue.path[0]))}: ${issue.message} (got ${JSON.stringify(raw[issue.path[0] as string])})`,
-        );
-      }
-      const o = parsed.data;
+      const o = parseOptions(schema, raw);
       const config: ModelConfig | undefined = PRESETS[o.preset];
       if (!config)
         throw new UserError(`unknown preset "${o.preset}"; known presets: ${presetNames().join(", ")}`);
