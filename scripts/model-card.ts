@@ -224,8 +224,8 @@ const shapeRow = (name: string, x: ShapeFigures) =>
   `| ${name} | ${x.shapesPerFrame.toFixed(2)} | ${f3(x.compactness)} | ${x.specksPerFrame.toFixed(2)} | ${pct(x.emptyShare)} |`;
 const weightsUpTo = (step: number, of: TrainSession[] = sessions) =>
   [...new Set(of.filter((x) => x.fromStep < step).map((x) => x.lossWeighting))].join(", then ");
-const snapshotRow = (s: Snapshot, of: TrainSession[] = sessions) =>
-  `| ${s.minutes} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${shapeCells(s.shapes)} | ${weightsUpTo(s.step, of)} |\n`;
+const snapshotRow = (s: Snapshot, of: TrainSession[] = sessions, label = String(s.minutes)) =>
+  `| ${label} | ${s.step} | ${f3(s.q.swdPixels)} | ${f3(s.q.swdPatches)} | ${f3(s.q.paletteError)} | ${shapeCells(s.shapes)} | ${weightsUpTo(s.step, of)} |\n`;
 const SNAPSHOT_HEAD = `| minutes | step | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames | loss weighting so far |
 |---|---|---|---|---|---|---|---|---|
 `;
@@ -291,7 +291,7 @@ A frame with no history uses a learned empty context (trained with context dropo
 | wall time | ${minutes} minutes |
 | hardware | ${String(training.cpu)}, ${String(training.cores)} cores (the machine was shared with other work during training) |
 | optimiser | AdamW, lr ${String(training.lr)} with ${String(training.warmupSteps)} warm-up steps then cosine decay over the time budget, grad-norm clip 1, EMA ${String(training.emaDecay)} |
-| loss | MSE on v, weighted ${[...new Set(sessions.map((x) => x.lossWeighting))].join(", then ")}; context dropout ${pct(batchOpts.pUncond)} (how first frames are learned), partial context ${pct(batchOpts.pPartial)}, N(0, sigma^2) noise on context frames with sigma up to ${batchOpts.contextNoise} |
+| loss | MSE on v, weighted ${weightsUpTo(Number.POSITIVE_INFINITY)}; context dropout ${pct(batchOpts.pUncond)} (how first frames are learned), partial context ${pct(batchOpts.pPartial)}, N(0, sigma^2) noise on context frames with sigma up to ${batchOpts.contextNoise} |
 
 ![loss](loss.png)
 
@@ -349,10 +349,11 @@ learning-rate decay may do a little better at the same time. The loss weighting 
 ${SNAPSHOT_HEAD}${snapshots
   .filter((x) => x.step <= shippedStep)
   .map((x) => snapshotRow(x))
-  .join(
-    "",
-  )}| ${minutes} (final) | ${log.steps} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${shapeCells(e.shapes.generated)} | ${weightsUpTo(log.steps)} |
-
+  .join("")}${snapshotRow(
+  { minutes: Number(minutes), step: log.steps, q: e.generated, shapes: e.shapes.generated },
+  sessions,
+  `${minutes} (final)`,
+)}
 ${continuationSection()}${othersSection()}
 ## Limits
 A toy: ${config.imageSize}x${config.imageSize} frames of a synthetic world. It exists so that framecost meters a real denoiser with the
