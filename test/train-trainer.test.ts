@@ -53,15 +53,18 @@ describe("trainer", () => {
       "--lr",
       "3e-3",
     ];
-    const first = trainCli([...common, "--steps", "50"]);
+    const first = trainCli([...common, "--steps", "50", "--backend", "wasm"]);
+    expect(first.stderr).toContain("train: micro from step 0, 2 workers on wasm");
     expect(first.stderr).toContain("trained 50 steps");
     expect(first.code).toBe(0);
     const log = JSON.parse(readFileSync(join(out, "training-log.json"), "utf8"));
     expect(log.history.length).toBe(2);
     expect(log.history[1].loss).toBeLessThan(log.history[0].loss);
     expect(existsSync(join(root, "ckpt", "checkpoint.bin"))).toBe(true);
-    // the resumed run changes the loss weighting; the weights record both runs and their recipes
+    // the resumed run changes the loss weighting and the engine (auto: onnx, installed here);
+    // the weights record both runs and their recipes
     const second = trainCli([...common, "--steps", "60", "--min-snr-gamma", "0", "--p-uncond", "0.5"]);
+    expect(second.stderr).toContain("train: micro from step 50, 2 workers on onnx");
     expect(second.stderr).toContain("trained 60 steps");
     const w = loadWeights(out, PRESETS.micro);
     expect(w.manifest.training?.steps).toBe(60);
@@ -69,10 +72,11 @@ describe("trainer", () => {
     expect(w.manifest.training?.lossWeighting).toBe("uniform (v-prediction MSE)");
     expect((w.manifest.training?.batchOptions as { pUncond?: number } | undefined)?.pUncond).toBe(0.5);
     const sessions = w.manifest.training?.sessions as Array<Record<string, unknown>>;
-    expect(sessions.map((x) => [x.fromStep, x.toStep, x.lossWeighting])).toEqual([
-      [0, 50, "min-SNR-5"],
-      [50, 60, "uniform (v-prediction MSE)"],
+    expect(sessions.map((x) => [x.fromStep, x.toStep, x.lossWeighting, x.backend])).toEqual([
+      [0, 50, "min-SNR-5", "wasm"],
+      [50, 60, "uniform (v-prediction MSE)", "onnx"],
     ]);
+    expect(w.manifest.training?.backend).toBe("onnx");
   }, 180_000);
 
   it("refuses a run without a budget, an unknown preset and a bad option, exit 2", () => {
@@ -88,6 +92,11 @@ describe("trainer", () => {
     expect(share.code).toBe(2);
     expect(share.stderr.trim().split("\n").at(-1)).toBe(
       'framecost: --p-uncond must be a number between 0 and 0.9, got "1.5"',
+    );
+    const engine = trainCli(["--preset", "micro", "--steps", "1", "--backend", "gpu"]);
+    expect(engine.code).toBe(2);
+    expect(engine.stderr.trim().split("\n").at(-1)).toBe(
+      'framecost: --backend must be one of auto, onnx, tensorflow, wasm, cpu, got "gpu"',
     );
     const batch = trainCli(["--preset", "micro", "--steps", "1", "--batch", "0"]);
     expect(batch.code).toBe(2);

@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option("--out <dir>", "where the final EMA weights go", "models/tiny")
     .option("--checkpoint-dir <dir>", "checkpoints (default: checkpoints/<preset>)")
     .option("--batch <n>", "batch size per step, split across workers", String(DEFAULT_TRAIN.batch))
-    .option("--workers <n>", "gradient worker threads (one tfjs backend each)", String(DEFAULT_TRAIN.workers))
+    .option("--workers <n>", "gradient worker threads (one engine each)", String(DEFAULT_TRAIN.workers))
     .option("--lr <x>", "peak learning rate (AdamW)", String(DEFAULT_TRAIN.lr))
     .option(
       "--min-snr-gamma <g>",
@@ -51,7 +51,11 @@ export function register(program: Command): void {
       String(DEFAULT_TRAIN.batchOptions.pUncond),
     )
     .option("--seed <n>", "seed for init and data", "0")
-    .option("--backend <name>", "tfjs backend for the workers", "wasm")
+    .option(
+      "--backend <name>",
+      "the workers' engine: auto (onnx where installed, else wasm), onnx (onnxruntime's native kernels) or a tfjs backend (wasm, cpu)",
+      DEFAULT_TRAIN.backend,
+    )
     .action(async (raw) => {
       const o = parseOptions(schema, raw);
       const config: ModelConfig | undefined = PRESETS[o.preset];
@@ -80,6 +84,10 @@ export function register(program: Command): void {
         batchOptions: { ...DEFAULT_TRAIN.batchOptions, minSnrGamma: o.minSnrGamma, pUncond: o.pUncond },
         command: `framecost ${process.argv.slice(2).join(" ")}`,
         shouldStop: () => stop,
+        onStart: (info) =>
+          process.stderr.write(
+            `train: ${config.name} from step ${info.step}, ${info.workers} worker${info.workers > 1 ? "s" : ""} on ${info.backend}\n`,
+          ),
         onProgress: (p) => {
           const now = performance.now();
           if (now - lastPrint < (tty ? 250 : 15_000)) return;

@@ -1,6 +1,7 @@
 /**
- * The training loop: data-parallel gradient workers (one tfjs backend per
- * worker thread, parameters shared through a SharedArrayBuffer), AdamW and
+ * The training loop: data-parallel gradient workers (one engine per worker
+ * thread: a single-threaded onnxruntime session or a tfjs backend; parameters
+ * shared through a SharedArrayBuffer), AdamW and
  * EMA on the main thread in plain JS, warm-up then cosine learning-rate decay
  * over the step or time budget, checkpoints it can resume from.
  */
@@ -9,10 +10,12 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { HELD_OUT_SEED_BASE } from "../data/clips.ts";
+import { defaultBackends, type ModuleLoader } from "../engine/backend.ts";
+import { probeOnnx } from "../engine/onnx.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { saveWeights } from "../model/io.ts";
 import { initParams, paramCount } from "../model/params.ts";
-import { UserError } from "../util/errors.ts";
+import { RuntimeFailure, UserError } from "../util/errors.ts";
 import { mixSeed } from "../util/rng.ts";
 import { startTsWorker } from "../util/workers.ts";
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from "./train-batch.ts";
@@ -37,6 +40,7 @@ export interface TrainOptions {
   emaDecay: number;
   gradClip: number;
   seed: number;
+  /** the workers' engine: "onnx" (onnxruntime's native kernels), a tfjs backend name, or "auto" */
   backend: string;
   checkpointEverySec: number;
   /** save EMA snapshots when elapsed training time passes these minutes (for the quality-vs-time table) */
@@ -44,6 +48,8 @@ export interface TrainOptions {
   batchOptions: BatchOptions;
   /** the command line that started it, recorded in the weights' metadata */
   command?: string;
+  /** called once the workers are up, with the engine "auto" resolved to */
+  onStart?: (info: { backend: string; workers: number; step: number }) => void;
   onProgress?: (p: TrainProgress) => void;
   shouldStop?: () => boolean;
 }
@@ -73,6 +79,8 @@ export interface TrainSession {
   fromMinutes: number;
   toMinutes: number;
   lossWeighting: string;
+  /** the workers' engine (absent in runs from before the onnx engine: tfjs-wasm) */
+  backend?: string;
 }
 
 interface CheckpointState {
@@ -94,7 +102,7 @@ export const DEFAULT_TRAIN: Omit<TrainOptions, "config" | "outDir" | "checkpoint
   emaDecay: 0.999,
   gradClip: 1,
   seed: 0,
-  backend: "wasm",
+  backend: "auto",
   checkpointEverySec: 120,
   snapshotMinutes: [10, 30, 60, 120, 150],
   batchOptions: DEFAULT_BATCH_OPTIONS,
@@ -116,12 +124,13 @@ function writeAtomic(path: string, data: string | Uint8Array): void {
 
 function startWorker(
   opts: TrainOptions,
+  backend: string,
   params: SharedArrayBuffer,
   grads: SharedArrayBuffer,
 ): Promise<Worker> {
   const w = startTsWorker(new URL("./train-worker.ts", import.meta.url), {
     cfg: opts.config,
-    backend: opts.backend,
+    backend,
     params,
     grads,
     batchOptions: opts.batchOptions,
@@ -137,12 +146,40 @@ function request(w: Worker, seed: number, batch: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onErr = (e: Error) => reject(e);
     w.once("error", onErr);
-    w.once("message", (m: { loss: number }) => {
+    w.once("message", (m: { loss?: number; error?: string }) => {
       w.off("error", onErr);
-      resolve(m.loss);
+      if (m.error !== undefined) reject(new RuntimeFailure(`training worker failed: ${m.error}`));
+      else resolve(m.loss as number);
     });
     w.postMessage({ seed, batch });
   });
+}
+
+/**
+ * The engine the gradient workers use. "auto" takes onnxruntime where it is
+ * installed (its GEMMs are ~4x tfjs-wasm's here, FACTS.md), else tfjs-wasm.
+ */
+export async function resolveTrainBackend(name: string, load?: ModuleLoader): Promise<string> {
+  const tfBackends = defaultBackends(load);
+  const known = ["auto", "onnx", ...tfBackends.map((b) => b.name)];
+  if (!known.includes(name))
+    throw new UserError(`--backend must be one of ${known.join(", ")}, got "${name}"`);
+  const tfBackend = tfBackends.find((b) => b.name === name);
+  if (tfBackend) {
+    const p = await tfBackend.probe();
+    if (!p.available)
+      throw new UserError(
+        `--backend ${name} is not available: ${p.reason}; to get it: ${tfBackend.howToGet}`,
+      );
+    return name;
+  }
+  const probe = await probeOnnx(load);
+  if (probe.available) return "onnx";
+  if (name === "onnx")
+    throw new UserError(
+      `--backend onnx is not available: ${probe.reason}; reinstall with npm install (onnxruntime-node)`,
+    );
+  return "wasm";
 }
 
 export async function train(
@@ -150,6 +187,8 @@ export async function train(
 ): Promise<{ steps: number; elapsedMs: number; history: HistoryPoint[] }> {
   if (!opts.minutes && !opts.steps)
     throw new UserError("train needs a budget: pass --minutes M or --steps N");
+  // before anything is written: a bad --backend leaves no checkpoint folder behind
+  const backend = await resolveTrainBackend(opts.backend);
   const cfg = opts.config;
   const n = paramCount(cfg);
   const paramsSab = new SharedArrayBuffer(n * 4);
@@ -207,7 +246,8 @@ export async function train(
   if (per < 1) throw new UserError(`--batch ${opts.batch} is smaller than --workers ${workers}`);
   const gradSabs = Array.from({ length: workers }, () => new SharedArrayBuffer(n * 4));
   const grads = gradSabs.map((s) => new Float32Array(s));
-  const pool = await Promise.all(gradSabs.map((g) => startWorker(opts, paramsSab, g)));
+  const pool = await Promise.all(gradSabs.map((g) => startWorker(opts, backend, paramsSab, g)));
+  opts.onStart?.({ backend, workers, step: state.step });
 
   const budgetMs = opts.minutes ? opts.minutes * 60_000 : undefined;
   const b1 = 0.9;
@@ -226,6 +266,7 @@ export async function train(
     fromMinutes: minutesOf(state.elapsedMs),
     toMinutes: minutesOf(state.elapsedMs),
     lossWeighting: weighting,
+    backend,
   };
   state.sessions.push(session);
   let lastCkpt = performance.now();
@@ -319,7 +360,7 @@ export async function train(
     warmupSteps: opts.warmupSteps,
     emaDecay: opts.emaDecay,
     seed: opts.seed,
-    backend: opts.backend,
+    backend,
     schedule: "cosine",
     lossWeighting: weighting,
     batchOptions: opts.batchOptions,

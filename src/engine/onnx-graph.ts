@@ -298,6 +298,36 @@ export class GraphBuilder {
     return this.node("ReduceMean", [x], [out], { axes: norm, keepdims: keepdims ? 1 : 0 }, name)[0];
   }
 
+  /** Sum over `axes` (opset 13+: axes as an input). */
+  reduceSum(x: string, axes: readonly number[], keepdims: boolean, name?: string): string {
+    const s = this.shapeOf(x);
+    const norm = axes.map((a) => (a < 0 ? s.length + a : a));
+    const out = keepdims
+      ? s.map((d, i) => (norm.includes(i) ? 1 : d))
+      : s.filter((_, i) => !norm.includes(i));
+    return this.node("ReduceSum", [x, this.int64s(norm)], [out], { keepdims: keepdims ? 1 : 0 }, name)[0];
+  }
+
+  /** 2-D product op(a) x op(b), op = transpose where asked: MLAS reads the transposed operand in place. */
+  gemm(a: string, b: string, transA: boolean, transB: boolean, name?: string): string {
+    const sa = this.shapeOf(a);
+    const sb = this.shapeOf(b);
+    if (sa.length !== 2 || sb.length !== 2) throw new Error(`Gemm ${name ?? ""}: [${sa}] x [${sb}]`);
+    const [m, k] = transA ? [sa[1], sa[0]] : [sa[0], sa[1]];
+    const [k2, n] = transB ? [sb[1], sb[0]] : [sb[0], sb[1]];
+    if (k !== k2)
+      throw new Error(`Gemm ${name ?? ""}: [${sa}]${transA ? "^T" : ""} x [${sb}]${transB ? "^T" : ""}`);
+    return this.node("Gemm", [a, b], [[m, n]], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 }, name)[0];
+  }
+
+  concat(xs: readonly string[], axis: number, name?: string): string {
+    const shapes = xs.map((x) => this.shapeOf(x));
+    const ax = axis < 0 ? shapes[0].length + axis : axis;
+    const out = [...shapes[0]];
+    out[ax] = shapes.reduce((a, s) => a + s[ax], 0);
+    return this.node("Concat", [...xs], [out], { axis: ax }, name)[0];
+  }
+
   softmax(x: string, axis: number, name?: string): string {
     return this.node("Softmax", [x], [this.shapeOf(x)], { axis }, name)[0];
   }
