@@ -229,11 +229,14 @@ const snapshotRow = (s: Snapshot, of: TrainSession[] = sessions, label = String(
 const SNAPSHOT_HEAD = `| minutes | step | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames | loss weighting so far |
 |---|---|---|---|---|---|---|---|---|
 `;
+// the workers' engine; runs from before the onnx engine recorded none and ran on tfjs-wasm
+const engineOf = (backend: unknown) =>
+  backend === "onnx" ? "one single-threaded onnxruntime session" : `one tfjs-${String(backend ?? "wasm")} backend`;
 const commandList = (of: TrainSession[]) =>
   of
     .map(
       (x) =>
-        `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, minutes ${x.fromMinutes.toFixed(0)}-${x.toMinutes.toFixed(0)}, ${x.lossWeighting})`,
+        `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, minutes ${x.fromMinutes.toFixed(0)}-${x.toMinutes.toFixed(0)}, ${x.lossWeighting}, on ${x.backend ?? "wasm"})`,
     )
     .join("; then ");
 // other runs of the same preset (extra checkpoint folders on the command line): their snapshots, same protocol
@@ -287,7 +290,7 @@ A frame with no history uses a learned empty context (trained with context dropo
 |---|---|
 | commands | ${commandList(sessions)} |
 | data | synthetic clips from \`src/data/clips.ts\`: 1-3 circles and squares in 5 colours, moving and bouncing, plain or gradient background; seeds below ${HELD_OUT_SEED_BASE.toLocaleString("en-US")} (held-out seeds above are never trained on) |
-| steps | ${log.steps.toLocaleString("en-US")} of batch ${String(training.batch)} (${String(training.workers)} worker threads, one tfjs-wasm backend each, data parallel) |
+| steps | ${log.steps.toLocaleString("en-US")} of batch ${String(training.batch)} (${String(training.workers)} worker threads, ${engineOf(training.backend)} each, data parallel) |
 | wall time | ${minutes} minutes |
 | hardware | ${String(training.cpu)}, ${String(training.cores)} cores (the machine was shared with other work during training) |
 | optimiser | AdamW, lr ${String(training.lr)} with ${String(training.warmupSteps)} warm-up steps then cosine decay over the time budget, grad-norm clip 1, EMA ${String(training.emaDecay)} |
