@@ -45,6 +45,189 @@ export interface OnnxDiTGraph {
   key: string;
 }
 
+/** A LayerNorm's output and the [R, 1] standard deviation it divided by. */
+export interface NormTrace {
+  y: string;
+  std: string;
+}
+
+/** x * (1 + scale) + shift: the output and the (1 + scale) factor. */
+export interface ModulateTrace {
+  y: string;
+  onePlus: string;
+}
+
+/** One block's values that its backward pass reads (diffusion/train-onnx.ts). */
+export interface BlockTrace {
+  /** the six adaLN outputs, [B, D] each */
+  ada: { shift1: string; scale1: string; gate1: string; shift2: string; scale2: string; gate2: string };
+  ln1: NormTrace;
+  mod1: ModulateTrace;
+  /** per-head q [B, H, T, dh], k transposed [B, H, dh, T], v [B, H, T, dh], softmax [B, H, T, T] */
+  q4: string;
+  kT: string;
+  v4: string;
+  probs: string;
+  /** attention output before the out projection [R, D], and after it */
+  attn: string;
+  o: string;
+  ln2: NormTrace;
+  mod2: ModulateTrace;
+  /** the MLP's GELU: its sigmoid(1.702 u) and its output [R, 4D], then the second dense's output */
+  geluSig: string;
+  m1: string;
+  m: string;
+}
+
+/** The forward graph's values, by name, for a backward pass built on top of it. */
+export interface DiTTrace {
+  /** the network input after the learned empty context [R, P], and `missing` as [T, B, P] */
+  input: string;
+  missing3: string;
+  /** timestep embedder: a1 = t_feat W1 + b1, s1 = silu(a1), c = s1 W2 + b2, sc = silu(c) (sigmoids kept) */
+  a1: string;
+  sigA1: string;
+  s1: string;
+  c: string;
+  sigC: string;
+  sc: string;
+  blocks: BlockTrace[];
+  finalShift: string;
+  finalScale: string;
+  lnF: NormTrace;
+  modF: ModulateTrace;
+}
+
+/**
+ * Adds forwardTokens (dit.ts) to `g`: inputs tokens, missing [T*B, P] and
+ * t_feat [B, freqDim] -> `outputName` [T*B, p*p*C]. `param(name, shape)`
+ * supplies each parameter (a weight for inference, a graph input for
+ * training), reshaped to `shape` where given.
+ */
+export function buildDiTForward(
+  g: GraphBuilder,
+  cfg: ModelConfig,
+  batch: number,
+  param: (name: string, shape?: number[]) => string,
+  inputs: { tokens: string; missing: string; tFeat: string },
+  outputName: string,
+): { prediction: string; trace: DiTTrace } {
+  const B = batch;
+  const T = tokensOf(cfg);
+  const R = T * B;
+  const D = cfg.width;
+  const P = patchInputDim(cfg);
+  const H = cfg.heads;
+  const dh = D / H;
+  const dense = (x: string, w: string, b: string, name: string) =>
+    g.add(g.matMul(x, param(w), `${name}/MatMul`), param(b), `${name}/Add`); // [N, in] -> [N, out]
+  const layerNorm = (x: string, name: string): NormTrace => {
+    const mean = g.reduceMean(x, [-1], true, `${name}/Mean`); // [R, D] -> [R, 1]
+    const d = g.binary("Sub", x, mean, `${name}/Sub`);
+    const variance = g.reduceMean(g.binary("Pow", d, g.scalar(2), `${name}/Pow`), [-1], true, `${name}/Var`);
+    const std = g.unary("Sqrt", g.add(variance, g.scalar(1e-6), `${name}/AddEps`), `${name}/Sqrt`);
+    return { y: g.binary("Div", d, std, `${name}/Div`), std };
+  };
+  // x * (1 + scale) + shift, scale and shift [B, D] broadcast over tokens: [R, D] -> [T, B, D] -> [R, D]
+  const modulate = (x: string, shift: string, scale: string, name: string): ModulateTrace => {
+    const x3 = g.reshape(x, [T, B, D], `${name}/Reshape`);
+    const onePlus = g.add(scale, g.scalar(1), `${name}/OnePlus`);
+    const scaled = g.mul(x3, onePlus, `${name}/Mul`);
+    return { y: g.reshape(g.add(scaled, shift, `${name}/Add`), [R, D], `${name}/Flatten`), onePlus };
+  };
+  // x + gate * y, gate [B, D] broadcast over tokens
+  const gatedResidual = (x: string, y: string, gate: string, name: string) => {
+    const gated = g.mul(g.reshape(y, [T, B, D], `${name}/ReshapeY`), gate, `${name}/Gate`);
+    const sum = g.add(g.reshape(x, [T, B, D], `${name}/ReshapeX`), gated, `${name}/Add`);
+    return g.reshape(sum, [R, D], `${name}/Flatten`);
+  };
+  const heads = (x: string, perm: number[], name: string, n: string) =>
+    g.transpose(g.reshape(x, [T, B, H, dh], `${name}/Reshape${n}`), perm, `${name}/Transpose${n}`);
+
+  // learned empty context where previous frames are missing: [T, B, P] * [T, 1, P]
+  const missing3 = g.reshape(inputs.missing, [T, B, P], "empty/Reshape");
+  const masked = g.mul(missing3, param("empty", [T, 1, P]), "empty/Mul");
+  const input = g.add(inputs.tokens, g.reshape(masked, [R, P], "empty/Flatten"), "empty/Add");
+  let h = dense(input, "patch.w", "patch.b", "patch"); // [R, P] -> [R, D]
+  const pos = g.weight("pos", positionEmbedding(cfg), [T, 1, D]);
+  h = g.reshape(g.add(g.reshape(h, [T, B, D], "pos/Reshape"), pos, "pos/Add"), [R, D], "pos/Flatten");
+  // timestep embedding c [B, D]
+  const a1 = dense(inputs.tFeat, "temb.w1", "temb.b1", "temb/fc1");
+  const sigA1 = g.unary("Sigmoid", a1, "temb/silu/Sigmoid");
+  const s1 = g.mul(a1, sigA1, "temb/silu/Mul");
+  const c = dense(s1, "temb.w2", "temb.b2", "temb/fc2");
+  const sigC = g.unary("Sigmoid", c, "cond/silu/Sigmoid");
+  const sc = g.mul(c, sigC, "cond/silu/Mul");
+  const blocks: BlockTrace[] = [];
+  for (let i = 0; i < cfg.depth; i++) {
+    const p = `block${i}.`;
+    const n = `block${i}`;
+    // adaLN-Zero: [B, 6D] -> 6 x [B, D]
+    const [shift1, scale1, gate1, shift2, scale2, gate2] = g.split(
+      dense(sc, `${p}ada.w`, `${p}ada.b`, `${n}/ada`),
+      1,
+      [D, D, D, D, D, D],
+      `${n}/ada/Split`,
+    );
+    const ln1 = layerNorm(h, `${n}/ln1`);
+    const mod1 = modulate(ln1.y, shift1, scale1, `${n}/mod1`);
+    const q = dense(mod1.y, `${p}q.w`, `${p}q.b`, `${n}/q`);
+    const k = dense(mod1.y, `${p}k.w`, `${p}k.b`, `${n}/k`);
+    const v = dense(mod1.y, `${p}v.w`, `${p}v.b`, `${n}/v`);
+    // softmax(q k^T / sqrt(dh)) v per (batch, head)
+    const a = `${n}/attn`;
+    const q4 = heads(q, [1, 2, 0, 3], a, "Q"); // [T, B, H, dh] -> [B, H, T, dh]
+    const kT = heads(k, [1, 2, 3, 0], a, "K"); // [T, B, H, dh] -> [B, H, dh, T]
+    const v4 = heads(v, [1, 2, 0, 3], a, "V"); // [B, H, T, dh]
+    const scores = g.matMul(q4, kT, `${a}/Scores`); // [B, H, T, T]
+    const probs = g.softmax(g.mul(scores, g.scalar(1 / Math.sqrt(dh)), `${a}/Scale`), -1, `${a}/Softmax`);
+    const o4 = g.matMul(probs, v4, `${a}/Values`); // [B, H, T, dh]
+    const tokenMajor = g.transpose(o4, [2, 0, 1, 3], `${a}/TransposeO`); // [T, B, H, dh]
+    const attn = g.reshape(tokenMajor, [R, D], `${a}/Flatten`);
+    const o = dense(attn, `${p}o.w`, `${p}o.b`, `${n}/o`);
+    h = gatedResidual(h, o, gate1, `${n}/res1`);
+    const ln2 = layerNorm(h, `${n}/ln2`);
+    const mod2 = modulate(ln2.y, shift2, scale2, `${n}/mod2`);
+    // GELU as x * sigmoid(1.702 x): [R, D] -> [R, 4D]
+    const u = dense(mod2.y, `${p}mlp.w1`, `${p}mlp.b1`, `${n}/mlp1`);
+    const geluSig = g.unary("Sigmoid", g.mul(u, g.scalar(1.702), `${n}/gelu/Scale`), `${n}/gelu/Sigmoid`);
+    const m1 = g.mul(u, geluSig, `${n}/gelu/Mul`);
+    const m = dense(m1, `${p}mlp.w2`, `${p}mlp.b2`, `${n}/mlp2`); // [R, 4D] -> [R, D]
+    h = gatedResidual(h, m, gate2, `${n}/res2`);
+    blocks.push({
+      ada: { shift1, scale1, gate1, shift2, scale2, gate2 },
+      ln1,
+      mod1,
+      q4,
+      kT,
+      v4,
+      probs,
+      attn,
+      o,
+      ln2,
+      mod2,
+      geluSig,
+      m1,
+      m,
+    });
+  }
+  const [finalShift, finalScale] = g.split(
+    dense(sc, "final.ada.w", "final.ada.b", "final/ada"),
+    1,
+    [D, D],
+    "final/ada/Split",
+  );
+  const lnF = layerNorm(h, "final/ln");
+  const modF = modulate(lnF.y, finalShift, finalScale, "final/mod");
+  // [R, D] -> [R, p*p*C]; the bias add is named by the caller
+  const prediction = g.add(g.matMul(modF.y, param("final.w"), "final/MatMul"), param("final.b"), outputName);
+  if (g.shapeOf(prediction)[1] !== patchOutputDim(cfg)) throw new Error("buildDiTForward: output width");
+  return {
+    prediction,
+    trace: { input, missing3, a1, sigA1, s1, c, sigC, sc, blocks, finalShift, finalScale, lnF, modF },
+  };
+}
+
 /**
  * forwardTokens as ONNX for `batch` frames per call.
  * Inputs tokens, missing [T*B, P] and t_feat [B, freqDim]; output prediction [T*B, p*p*C].
@@ -61,12 +244,8 @@ export function exportDiTOnnx(cfg: ModelConfig, flat: Float32Array, batch = 1): 
   const B = batch;
   const T = tokensOf(cfg);
   const R = T * B;
-  const D = cfg.width;
   const P = patchInputDim(cfg);
-  const H = cfg.heads;
-  const dh = D / H;
   const g = new GraphBuilder(`framecost-${cfg.name}-b${B}`);
-
   const slots = new Map(paramSlots(cfg).map((s) => [s.name, s]));
   // `shape` overrides the stored shape where forwardTokens reshapes a parameter before use (same data)
   const param = (name: string, shape?: number[]) => {
@@ -74,102 +253,12 @@ export function exportDiTOnnx(cfg: ModelConfig, flat: Float32Array, batch = 1): 
     if (!s) throw new Error(`exportDiTOnnx: no parameter "${name}"`);
     return g.weight(name, flat.subarray(s.offset, s.offset + s.size), shape ?? s.shape);
   };
-  const dense = (x: string, w: string, b: string, name: string) =>
-    g.add(g.matMul(x, param(w), `${name}/MatMul`), param(b), `${name}/Add`); // [N, in] -> [N, out]
-  const silu = (x: string, name: string) => g.mul(x, g.unary("Sigmoid", x, `${name}/Sigmoid`), `${name}/Mul`);
-  const gelu = (x: string, name: string) =>
-    g.mul(
-      x,
-      g.unary("Sigmoid", g.mul(x, g.scalar(1.702), `${name}/Scale`), `${name}/Sigmoid`),
-      `${name}/Mul`,
-    );
-  const layerNorm = (x: string, name: string) => {
-    const mean = g.reduceMean(x, [-1], true, `${name}/Mean`); // [R, D] -> [R, 1]
-    const d = g.binary("Sub", x, mean, `${name}/Sub`);
-    const variance = g.reduceMean(g.binary("Pow", d, g.scalar(2), `${name}/Pow`), [-1], true, `${name}/Var`);
-    const std = g.unary("Sqrt", g.add(variance, g.scalar(1e-6), `${name}/AddEps`), `${name}/Sqrt`);
-    return g.binary("Div", d, std, `${name}/Div`);
+  const inputs = {
+    tokens: g.input(ONNX_INPUTS.tokens, [R, P]),
+    missing: g.input(ONNX_INPUTS.missing, [R, P]),
+    tFeat: g.input(ONNX_INPUTS.tFeat, [B, cfg.freqDim]),
   };
-  // x * (1 + scale) + shift, scale and shift [B, D] broadcast over tokens: [R, D] -> [T, B, D] -> [R, D]
-  const modulate = (x: string, shift: string, scale: string, name: string) => {
-    const x3 = g.reshape(x, [T, B, D], `${name}/Reshape`);
-    const scaled = g.mul(x3, g.add(scale, g.scalar(1), `${name}/OnePlus`), `${name}/Mul`);
-    return g.reshape(g.add(scaled, shift, `${name}/Add`), [R, D], `${name}/Flatten`);
-  };
-  // x + gate * y, gate [B, D] broadcast over tokens
-  const gatedResidual = (x: string, y: string, gate: string, name: string) => {
-    const gated = g.mul(g.reshape(y, [T, B, D], `${name}/ReshapeY`), gate, `${name}/Gate`);
-    const sum = g.add(g.reshape(x, [T, B, D], `${name}/ReshapeX`), gated, `${name}/Add`);
-    return g.reshape(sum, [R, D], `${name}/Flatten`);
-  };
-  // softmax(q k^T / sqrt(dh)) v per (batch, head)
-  const attention = (q: string, k: string, v: string, name: string) => {
-    const heads = (x: string, perm: number[], n: string) =>
-      g.transpose(g.reshape(x, [T, B, H, dh], `${name}/Reshape${n}`), perm, `${name}/Transpose${n}`);
-    const q4 = heads(q, [1, 2, 0, 3], "Q"); // [T, B, H, dh] -> [B, H, T, dh]
-    const kT = heads(k, [1, 2, 3, 0], "K"); // [T, B, H, dh] -> [B, H, dh, T]
-    const v4 = heads(v, [1, 2, 0, 3], "V"); // [B, H, T, dh]
-    const scores = g.matMul(q4, kT, `${name}/Scores`); // [B, H, T, T]
-    const p = g.softmax(g.mul(scores, g.scalar(1 / Math.sqrt(dh)), `${name}/Scale`), -1, `${name}/Softmax`);
-    const o = g.matMul(p, v4, `${name}/Values`); // [B, H, T, dh]
-    const tokenMajor = g.transpose(o, [2, 0, 1, 3], `${name}/TransposeO`); // [T, B, H, dh]
-    return g.reshape(tokenMajor, [R, D], `${name}/Flatten`);
-  };
-
-  const tokens = g.input(ONNX_INPUTS.tokens, [R, P]);
-  const missing = g.input(ONNX_INPUTS.missing, [R, P]);
-  const tFeat = g.input(ONNX_INPUTS.tFeat, [B, cfg.freqDim]);
-
-  // learned empty context where previous frames are missing: [T, B, P] * [T, 1, P]
-  const masked = g.mul(
-    g.reshape(missing, [T, B, P], "empty/Reshape"),
-    param("empty", [T, 1, P]),
-    "empty/Mul",
-  );
-  const input = g.add(tokens, g.reshape(masked, [R, P], "empty/Flatten"), "empty/Add");
-  let h = dense(input, "patch.w", "patch.b", "patch"); // [R, P] -> [R, D]
-  const pos = g.weight("pos", positionEmbedding(cfg), [T, 1, D]);
-  h = g.reshape(g.add(g.reshape(h, [T, B, D], "pos/Reshape"), pos, "pos/Add"), [R, D], "pos/Flatten");
-  // timestep embedding c [B, D]
-  const c = dense(
-    silu(dense(tFeat, "temb.w1", "temb.b1", "temb/fc1"), "temb/silu"),
-    "temb.w2",
-    "temb.b2",
-    "temb/fc2",
-  );
-  const sc = silu(c, "cond/silu");
-  for (let i = 0; i < cfg.depth; i++) {
-    const p = `block${i}.`;
-    const n = `block${i}`;
-    // adaLN-Zero: [B, 6D] -> 6 x [B, D]
-    const [shift1, scale1, gate1, shift2, scale2, gate2] = g.split(
-      dense(sc, `${p}ada.w`, `${p}ada.b`, `${n}/ada`),
-      1,
-      [D, D, D, D, D, D],
-      `${n}/ada/Split`,
-    );
-    const n1 = modulate(layerNorm(h, `${n}/ln1`), shift1, scale1, `${n}/mod1`);
-    const q = dense(n1, `${p}q.w`, `${p}q.b`, `${n}/q`);
-    const k = dense(n1, `${p}k.w`, `${p}k.b`, `${n}/k`);
-    const v = dense(n1, `${p}v.w`, `${p}v.b`, `${n}/v`);
-    const a = attention(q, k, v, `${n}/attn`); // [R, D]
-    h = gatedResidual(h, dense(a, `${p}o.w`, `${p}o.b`, `${n}/o`), gate1, `${n}/res1`);
-    const n2 = modulate(layerNorm(h, `${n}/ln2`), shift2, scale2, `${n}/mod2`);
-    const m1 = gelu(dense(n2, `${p}mlp.w1`, `${p}mlp.b1`, `${n}/mlp1`), `${n}/gelu`); // [R, D] -> [R, 4D]
-    const m = dense(m1, `${p}mlp.w2`, `${p}mlp.b2`, `${n}/mlp2`); // [R, 4D] -> [R, D]
-    h = gatedResidual(h, m, gate2, `${n}/res2`);
-  }
-  const [shift, scale] = g.split(
-    dense(sc, "final.ada.w", "final.ada.b", "final/ada"),
-    1,
-    [D, D],
-    "final/ada/Split",
-  );
-  const normed = modulate(layerNorm(h, "final/ln"), shift, scale, "final/mod");
-  // [R, D] -> [R, p*p*C]; the bias add names the graph output
-  const prediction = g.add(g.matMul(normed, param("final.w"), "final/MatMul"), param("final.b"), ONNX_OUTPUT);
-  if (g.shapeOf(prediction)[1] !== patchOutputDim(cfg)) throw new Error("exportDiTOnnx: output width");
-  g.output(prediction);
+  g.output(buildDiTForward(g, cfg, B, param, inputs, ONNX_OUTPUT).prediction);
 
   const key = createHash("sha256")
     .update(JSON.stringify({ cfg, batch: B }))
