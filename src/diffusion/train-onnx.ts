@@ -238,6 +238,7 @@ export class OnnxTrainStep {
         load: this.load,
       });
       this.sessions.set(batch, s);
+      s.catch(() => this.sessions.delete(batch)); // a failed load is retried on the next call
     }
     return s;
   }
