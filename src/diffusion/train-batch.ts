@@ -96,3 +96,12 @@ export function makeTrainBatch(
   for (let r = 0; r < rowWeight.length; r++) rowWeight[r] = weight[r % batch];
   return { inputs, target, rowWeight };
 }
+
+/**
+ * Per-row loss weights scaled by 1 / (rows * features), so that sum(w (out - target)^2)
+ * is the weighted mean both training engines minimise ([T*B] values, one per row).
+ */
+export function meanLossWeights(batch: TrainBatch): Float32Array {
+  const n = batch.target.length; // rows x features
+  return batch.rowWeight.map((x) => x / n);
+}

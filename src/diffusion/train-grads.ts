@@ -7,7 +7,7 @@ import { tf } from "../engine/tf-grad.ts";
 import { type ModelConfig, patchInputDim, patchOutputDim, tokensOf } from "../model/config.ts";
 import { forwardTokens, type Params } from "../model/dit.ts";
 import { paramSlots } from "../model/params.ts";
-import type { TrainBatch } from "./train-batch.ts";
+import { meanLossWeights, type TrainBatch } from "./train-batch.ts";
 
 export interface LossAndGrads {
   loss: number;
@@ -35,11 +35,7 @@ export function lossAndGrads(
     const missing = tf.tensor2d(batch.inputs.missing, [T * B, patchInputDim(cfg)]);
     const tFeat = tf.tensor2d(batch.inputs.tFeat, [B, cfg.freqDim]);
     const target = tf.tensor2d(batch.target, [T * B, Q]);
-    // weight / (rows * features), so the loss is a weighted mean
-    const w = tf.tensor2d(
-      batch.rowWeight.map((x) => x / (T * B * Q)),
-      [T * B, 1],
-    );
+    const w = tf.tensor2d(meanLossWeights(batch), [T * B, 1]);
     const f = (...ps: tf.Tensor[]) => {
       const params: Params = {};
       slots.forEach((s, i) => {

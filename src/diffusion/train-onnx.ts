@@ -36,7 +36,7 @@ import {
   type NormTrace,
 } from "../model/onnx-export.ts";
 import { paramCount, paramSlots } from "../model/params.ts";
-import type { TrainBatch } from "./train-batch.ts";
+import { meanLossWeights, type TrainBatch } from "./train-batch.ts";
 
 /** Names of the training graph's data inputs and its loss output; gradients are `grad/<param>`. */
 export const TRAIN_INPUTS = {
@@ -262,12 +262,7 @@ export class OnnxTrainStep {
       [TRAIN_INPUTS.missing]: new ort.Tensor("float32", batch.inputs.missing, [R, P]),
       [TRAIN_INPUTS.tFeat]: new ort.Tensor("float32", batch.inputs.tFeat, [B, cfg.freqDim]),
       [TRAIN_INPUTS.target]: new ort.Tensor("float32", batch.target, [R, Q]),
-      // weight / (rows * features), so the loss is a weighted mean (as lossAndGrads)
-      [TRAIN_INPUTS.rowWeight]: new ort.Tensor(
-        "float32",
-        batch.rowWeight.map((x) => x / (R * Q)),
-        [R, 1],
-      ),
+      [TRAIN_INPUTS.rowWeight]: new ort.Tensor("float32", meanLossWeights(batch), [R, 1]),
     };
     const slots = paramSlots(cfg);
     // a copy, not a view: the weights may live in a SharedArrayBuffer the optimizer writes to
