@@ -13,7 +13,7 @@ import { makeSchedule } from "../diffusion/schedule.ts";
 import { checkSteps } from "../diffusion/timesteps.ts";
 import { initBackend } from "../engine/backend.ts";
 import { calibrateGemm } from "../engine/calibrate.ts";
-import { calibrateOnnxGemm, probeOnnx } from "../engine/onnx.ts";
+import { calibrateOnnxGemm, probeOnnx, requireOnnx } from "../engine/onnx.ts";
 import { analyticFlopsPerCall } from "../meter/analytic.ts";
 import type { FlopConvention } from "../meter/flops.ts";
 import { describeDevice, Meter } from "../meter/meter.ts";
@@ -104,12 +104,7 @@ async function chooseBackend(o: GenerationOptions): Promise<{
 }> {
   const threads = o.threads;
   if (o.backend === "onnx") {
-    const probe = await probeOnnx();
-    if (!probe.available) {
-      throw new UserError(
-        `--backend onnx is not available: ${probe.reason}; reinstall with npm install (onnxruntime-node)`,
-      );
-    }
+    const probe = await requireOnnx();
     const cal = o.calibration ?? {
       gemmGflops: (await calibrateOnnxGemm({ threads })).gflops,
       backend: "onnx",

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { HELD_OUT_SEED_BASE } from "../data/clips.ts";
 import { defaultBackends, type ModuleLoader } from "../engine/backend.ts";
-import { probeOnnx } from "../engine/onnx.ts";
+import { probeOnnx, requireOnnx } from "../engine/onnx.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { saveWeights } from "../model/io.ts";
 import { initParams, paramCount } from "../model/params.ts";
@@ -173,13 +173,11 @@ export async function resolveTrainBackend(name: string, load?: ModuleLoader): Pr
       );
     return name;
   }
-  const probe = await probeOnnx(load);
-  if (probe.available) return "onnx";
-  if (name === "onnx")
-    throw new UserError(
-      `--backend onnx is not available: ${probe.reason}; reinstall with npm install (onnxruntime-node)`,
-    );
-  return "wasm";
+  if (name === "onnx") {
+    await requireOnnx(load);
+    return "onnx";
+  }
+  return (await probeOnnx(load)).available ? "onnx" : "wasm";
 }
 
 export async function train(

@@ -93,6 +93,17 @@ export async function probeOnnx(load: ModuleLoader = defaultLoader): Promise<Onn
   return { available: true, reason: `${ORT_PACKAGE} ${version}`, version, defaultThreads, providers };
 }
 
+/** The probe of a `--backend onnx` the user asked for: a UserError saying how to get it when it is missing. */
+export async function requireOnnx(load: ModuleLoader = defaultLoader): Promise<OnnxProbe> {
+  const probe = await probeOnnx(load);
+  if (!probe.available) {
+    throw new UserError(
+      `--backend onnx is not available: ${probe.reason}; reinstall with npm install (onnxruntime-node)`,
+    );
+  }
+  return probe;
+}
+
 export function checkThreads(threads: number): number {
   if (!Number.isInteger(threads) || threads < 1) {
     throw new UserError(`--threads must be an integer >= 1, got ${threads}; leave it out to use every core`);
