@@ -34,18 +34,14 @@ import {
   buildDiTForward,
   type ModulateTrace,
   type NormTrace,
+  networkFeeds,
+  ONNX_INPUTS,
 } from "../model/onnx-export.ts";
-import { paramCount, paramSlots } from "../model/params.ts";
+import { type ParamSlot, paramCount, paramSlots } from "../model/params.ts";
 import { meanLossWeights, type TrainBatch } from "./train-batch.ts";
 
 /** Names of the training graph's data inputs and its loss output; gradients are `grad/<param>`. */
-export const TRAIN_INPUTS = {
-  tokens: "tokens",
-  missing: "missing",
-  tFeat: "t_feat",
-  target: "target",
-  rowWeight: "row_weight",
-} as const;
+export const TRAIN_INPUTS = { ...ONNX_INPUTS, target: "target", rowWeight: "row_weight" } as const;
 export const TRAIN_LOSS = "loss";
 export const gradName = (param: string) => `grad/${param}`;
 
@@ -222,12 +218,17 @@ export function exportDiTTrainOnnx(cfg: ModelConfig, batch: number): Uint8Array 
 /** Loss and gradients of a training batch on onnxruntime: `lossAndGrads` (train-grads.ts) on the native engine. */
 export class OnnxTrainStep {
   private readonly sessions = new Map<number, Promise<OnnxSession>>();
+  private readonly slots: ParamSlot[];
+  private readonly size: number;
 
   constructor(
     readonly cfg: ModelConfig,
     readonly threads: number,
     private readonly load?: ModuleLoader,
-  ) {}
+  ) {
+    this.slots = paramSlots(cfg);
+    this.size = paramCount(cfg);
+  }
 
   private session(batch: number): Promise<OnnxSession> {
     let s = this.sessions.get(batch);
@@ -246,7 +247,7 @@ export class OnnxTrainStep {
   /** Computes the batch's loss and writes d(loss)/d(params) into `gradsOut` (the layout of `flat`). */
   async run(flat: Float32Array, batch: TrainBatch, gradsOut: Float32Array): Promise<{ loss: number }> {
     const cfg = this.cfg;
-    const n = paramCount(cfg);
+    const n = this.size;
     if (flat.length !== n || gradsOut.length !== n)
       throw new Error(
         `OnnxTrainStep: ${flat.length} weights / ${gradsOut.length} gradients for ${n} parameters`,
@@ -256,15 +257,12 @@ export class OnnxTrainStep {
     const T = tokensOf(cfg);
     const R = T * B;
     const Q = patchOutputDim(cfg);
-    const P = patchInputDim(cfg);
     const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
-      [TRAIN_INPUTS.tokens]: new ort.Tensor("float32", batch.inputs.tokens, [R, P]),
-      [TRAIN_INPUTS.missing]: new ort.Tensor("float32", batch.inputs.missing, [R, P]),
-      [TRAIN_INPUTS.tFeat]: new ort.Tensor("float32", batch.inputs.tFeat, [B, cfg.freqDim]),
+      ...networkFeeds(ort, cfg, batch.inputs),
       [TRAIN_INPUTS.target]: new ort.Tensor("float32", batch.target, [R, Q]),
       [TRAIN_INPUTS.rowWeight]: new ort.Tensor("float32", meanLossWeights(batch), [R, 1]),
     };
-    const slots = paramSlots(cfg);
+    const slots = this.slots;
     // a copy, not a view: the weights may live in a SharedArrayBuffer the optimizer writes to
     for (const s of slots)
       feeds[s.name] = new ort.Tensor("float32", flat.slice(s.offset, s.offset + s.size), s.shape);

@@ -22,6 +22,7 @@ import {
   newProfileDir,
   type OnnxDevice,
   type OnnxSession,
+  type OrtModule,
   type OrtNodeTiming,
 } from "../engine/onnx.ts";
 import { GraphBuilder, type OnnxNode } from "../engine/onnx-graph.ts";
@@ -268,6 +269,17 @@ export function exportDiTOnnx(cfg: ModelConfig, flat: Float32Array, batch = 1): 
   return { cfg, batch: B, bytes, nodes: g.nodes, key };
 }
 
+/** The graph's three network inputs as ORT tensors (the training graph takes the same three first). */
+export function networkFeeds(ort: OrtModule, cfg: ModelConfig, inputs: NetworkInputs) {
+  const R = tokensOf(cfg) * inputs.batch;
+  const P = patchInputDim(cfg);
+  return {
+    [ONNX_INPUTS.tokens]: new ort.Tensor("float32", inputs.tokens, [R, P]),
+    [ONNX_INPUTS.missing]: new ort.Tensor("float32", inputs.missing, [R, P]),
+    [ONNX_INPUTS.tFeat]: new ort.Tensor("float32", inputs.tFeat, [inputs.batch, cfg.freqDim]),
+  };
+}
+
 export interface OnnxDiTOptions {
   /** ORT intra-op threads; default every usable core */
   threads?: number;
@@ -332,14 +344,7 @@ export class OnnxDiT {
   }
 
   private async feeds(inputs: NetworkInputs) {
-    const ort = await loadOrt(this.load);
-    const R = tokensOf(this.cfg) * inputs.batch;
-    const P = patchInputDim(this.cfg);
-    return {
-      [ONNX_INPUTS.tokens]: new ort.Tensor("float32", inputs.tokens, [R, P]),
-      [ONNX_INPUTS.missing]: new ort.Tensor("float32", inputs.missing, [R, P]),
-      [ONNX_INPUTS.tFeat]: new ort.Tensor("float32", inputs.tFeat, [inputs.batch, this.cfg.freqDim]),
-    };
+    return networkFeeds(await loadOrt(this.load), this.cfg, inputs);
   }
 
   /** The network on prepared inputs -> prediction [T*B, p*p*C] on the host. */
