@@ -290,21 +290,13 @@ export class GraphBuilder {
 
   /** Mean over `axes` (opset 17: axes as an attribute). */
   reduceMean(x: string, axes: readonly number[], keepdims: boolean, name?: string): string {
-    const s = this.shapeOf(x);
-    const norm = axes.map((a) => (a < 0 ? s.length + a : a));
-    const out = keepdims
-      ? s.map((d, i) => (norm.includes(i) ? 1 : d))
-      : s.filter((_, i) => !norm.includes(i));
+    const { norm, out } = this.reduced(x, axes, keepdims);
     return this.node("ReduceMean", [x], [out], { axes: norm, keepdims: keepdims ? 1 : 0 }, name)[0];
   }
 
   /** Sum over `axes` (opset 13+: axes as an input). */
   reduceSum(x: string, axes: readonly number[], keepdims: boolean, name?: string): string {
-    const s = this.shapeOf(x);
-    const norm = axes.map((a) => (a < 0 ? s.length + a : a));
-    const out = keepdims
-      ? s.map((d, i) => (norm.includes(i) ? 1 : d))
-      : s.filter((_, i) => !norm.includes(i));
+    const { norm, out } = this.reduced(x, axes, keepdims);
     return this.node("ReduceSum", [x, this.int64s(norm)], [out], { keepdims: keepdims ? 1 : 0 }, name)[0];
   }
 
@@ -374,6 +366,16 @@ export class GraphBuilder {
     };
     const type = modelProto();
     return type.encode(type.fromObject(model)).finish();
+  }
+
+  /** A reduction's axes made non-negative, and its output shape. */
+  private reduced(x: string, axes: readonly number[], keepdims: boolean): { norm: number[]; out: number[] } {
+    const s = this.shapeOf(x);
+    const norm = axes.map((a) => (a < 0 ? s.length + a : a));
+    const out = keepdims
+      ? s.map((d, i) => (norm.includes(i) ? 1 : d))
+      : s.filter((_, i) => !norm.includes(i));
+    return { norm, out };
   }
 
   private define(name: string, shape: Shape): void {
