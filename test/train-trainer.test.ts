@@ -2,9 +2,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
-import { makeTrainBatch } from "../src/diffusion/train-batch.ts";
+import { lossWeight, makeTrainBatch } from "../src/diffusion/train-batch.ts";
 import { PRESETS } from "../src/model/config.ts";
 import { loadWeights } from "../src/model/io.ts";
 
@@ -23,6 +24,31 @@ describe("training batch", () => {
       expect(w).toBeGreaterThan(0);
       expect(w).toBeLessThanOrEqual(5 / 6 + 1e-6); // min(snr, 5) / (snr + 1) peaks at snr = 5
     }
+  });
+
+  it("weights the clean-frame error by SNR clamped to [floor, gamma], whatever the network predicts", () => {
+    const snrs = fc.double({ min: 1e-4, max: 1e4, noNaN: true });
+    fc.assert(
+      fc.property(
+        snrs,
+        fc.double({ min: 0.5, max: 20, noNaN: true }),
+        fc.double({ min: 0, max: 1 }),
+        (snr, gamma, u) => {
+          const floor = u * gamma;
+          const x0Weight = Math.min(Math.max(snr, floor), gamma);
+          // the v error is (SNR + 1) times the x0 error, the eps error SNR times
+          expect(lossWeight(snr, "v", gamma, floor) * (snr + 1)).toBeCloseTo(x0Weight, 9);
+          expect(lossWeight(snr, "eps", gamma, floor) * snr).toBeCloseTo(x0Weight, 9);
+          // a floor only raises the weight, and only where SNR is below it
+          expect(lossWeight(snr, "v", gamma, floor)).toBeGreaterThanOrEqual(lossWeight(snr, "v", gamma));
+          if (snr >= floor) expect(lossWeight(snr, "v", gamma, floor)).toBe(lossWeight(snr, "v", gamma));
+        },
+      ),
+    );
+    // high noise: min-SNR-5 gives v almost nothing, a floor of 1 gives it the weight of SNR = 1
+    expect(lossWeight(0.01, "v", 5)).toBeCloseTo(0.0099, 4);
+    expect(lossWeight(0.01, "v", 5, 1)).toBeCloseTo(0.99, 3);
+    expect(lossWeight(3, "v", 0, 0)).toBe(1);
   });
 });
 
@@ -97,6 +123,11 @@ describe("trainer", () => {
     expect(engine.code).toBe(2);
     expect(engine.stderr.trim().split("\n").at(-1)).toBe(
       'framecost: --backend must be one of auto, onnx, tensorflow, wasm, cpu, got "gpu"',
+    );
+    const floor = trainCli(["--preset", "micro", "--steps", "1", "--snr-floor", "5"]);
+    expect(floor.code).toBe(2);
+    expect(floor.stderr.trim().split("\n").at(-1)).toBe(
+      "framecost: --snr-floor 5 needs a larger --min-snr-gamma (got 5): the weights clamp SNR to [floor, gamma]",
     );
     const batch = trainCli(["--preset", "micro", "--steps", "1", "--batch", "0"]);
     expect(batch.code).toBe(2);

@@ -17,6 +17,7 @@ const schema = z.object({
   workers: intOpt({ min: 1 }),
   lr: numberOpt({ gt: 0 }),
   minSnrGamma: numberOpt({ min: 0 }),
+  snrFloor: numberOpt({ min: 0 }),
   // partial context keeps its share, so at most 1 - pPartial of samples can be context-free
   pUncond: numberOpt({ min: 0, max: 1 - DEFAULT_TRAIN.batchOptions.pPartial }),
   seed: intOpt({ min: 0 }),
@@ -46,6 +47,11 @@ export function register(program: Command): void {
       String(DEFAULT_TRAIN.batchOptions.minSnrGamma),
     )
     .option(
+      "--snr-floor <f>",
+      "loss weighting: high-noise steps (SNR below f) weigh as much as SNR = f instead of less (truncated SNR, Salimans & Ho 2022); needs --min-snr-gamma above f; 0 = off",
+      String(DEFAULT_TRAIN.batchOptions.snrFloor),
+    )
+    .option(
       "--p-uncond <p>",
       "share of samples trained with no context at all: how first frames (no history) are learned",
       String(DEFAULT_TRAIN.batchOptions.pUncond),
@@ -62,6 +68,10 @@ export function register(program: Command): void {
       if (!config)
         throw new UserError(`unknown preset "${o.preset}"; known presets: ${presetNames().join(", ")}`);
       if (!o.minutes && !o.steps) throw new UserError("train needs a budget: pass --minutes M or --steps N");
+      if (o.snrFloor > 0 && !(o.snrFloor < o.minSnrGamma))
+        throw new UserError(
+          `--snr-floor ${o.snrFloor} needs a larger --min-snr-gamma (got ${o.minSnrGamma}): the weights clamp SNR to [floor, gamma]`,
+        );
       const tty = process.stderr.isTTY;
       let lastPrint = 0;
       let stop = false;
@@ -81,7 +91,12 @@ export function register(program: Command): void {
         lr: o.lr,
         seed: o.seed,
         backend: o.backend,
-        batchOptions: { ...DEFAULT_TRAIN.batchOptions, minSnrGamma: o.minSnrGamma, pUncond: o.pUncond },
+        batchOptions: {
+          ...DEFAULT_TRAIN.batchOptions,
+          minSnrGamma: o.minSnrGamma,
+          snrFloor: o.snrFloor,
+          pUncond: o.pUncond,
+        },
         command: `framecost ${process.argv.slice(2).join(" ")}`,
         shouldStop: () => stop,
         onStart: (info) =>

@@ -18,6 +18,12 @@ export interface BatchOptions {
   contextNoise: number;
   /** min-SNR gamma for loss weights; 0 = unweighted */
   minSnrGamma: number;
+  /**
+   * SNR floor of the weights (with minSnrGamma > 0): the x0-error weight is SNR clamped to [snrFloor, gamma]
+   * instead of min(SNR, gamma), so high-noise steps (SNR < floor) weigh as much as SNR = floor
+   * (Salimans & Ho 2022's truncated SNR, max(SNR, 1)); 0 = off
+   */
+  snrFloor: number;
   /** frames per synthetic clip the samples are drawn from */
   clipFrames: number;
 }
@@ -27,6 +33,7 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   pPartial: 0.1,
   contextNoise: 0.05,
   minSnrGamma: 5,
+  snrFloor: 0,
   clipFrames: 32,
 };
 
@@ -85,9 +92,7 @@ export function makeTrainBatch(
       xt[b * n + i] = sa * x + s1 * e;
       tgt[b * n + i] = cfg.prediction === "v" ? sa * e - s1 * x : e;
     }
-    const snr = abar / (1 - abar);
-    if (opts.minSnrGamma <= 0) weight[b] = 1;
-    else weight[b] = Math.min(snr, opts.minSnrGamma) / (cfg.prediction === "v" ? snr + 1 : snr);
+    weight[b] = lossWeight(abar / (1 - abar), cfg.prediction, opts.minSnrGamma, opts.snrFloor);
   }
   const inputs = prepareInputs(cfg, batch, xt, ctx, mask, ts);
   const target = patchifyFrames(cfg, batch, tgt);
@@ -95,6 +100,17 @@ export function makeTrainBatch(
   const rowWeight = new Float32Array(tokens * batch);
   for (let r = 0; r < rowWeight.length; r++) rowWeight[r] = weight[r % batch];
   return { inputs, target, rowWeight };
+}
+
+/**
+ * The loss weight of one sample on the network's own target (v or eps) at signal-to-noise ratio `snr`.
+ * On the clean-frame error |x0 - x0_hat|^2 the weight is min(SNR, gamma) (min-SNR-gamma), or SNR clamped to
+ * [floor, gamma] with a floor; the v error is (SNR + 1) times the x0 error and the eps error SNR times, so
+ * the weight on v or eps is that divided by SNR + 1 or SNR. gamma 0: uniform (1) on the target.
+ */
+export function lossWeight(snr: number, prediction: "v" | "eps", gamma: number, floor = 0): number {
+  if (gamma <= 0) return 1;
+  return Math.min(Math.max(snr, floor), gamma) / (prediction === "v" ? snr + 1 : snr);
 }
 
 /**

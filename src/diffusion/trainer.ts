@@ -112,8 +112,9 @@ function minutesOf(ms: number): number {
   return Math.round(ms / 600) / 100;
 }
 
-function lossWeightingName(gamma: number, prediction: string): string {
-  return gamma > 0 ? `min-SNR-${gamma}` : `uniform (${prediction === "v" ? "v" : "noise"}-prediction MSE)`;
+function lossWeightingName(gamma: number, floor: number, prediction: string): string {
+  if (gamma <= 0) return `uniform (${prediction === "v" ? "v" : "noise"}-prediction MSE)`;
+  return floor > 0 ? `min-SNR-${gamma}, SNR floor ${floor}` : `min-SNR-${gamma}`;
 }
 
 function writeAtomic(path: string, data: string | Uint8Array): void {
@@ -255,7 +256,11 @@ export async function train(
   const sessionStart = performance.now();
   const elapsedAtStart = state.elapsedMs;
   const stepAtStart = state.step;
-  const weighting = lossWeightingName(opts.batchOptions.minSnrGamma, cfg.prediction);
+  const weighting = lossWeightingName(
+    opts.batchOptions.minSnrGamma,
+    opts.batchOptions.snrFloor,
+    cfg.prediction,
+  );
   state.sessions ??= [];
   const session: TrainSession = {
     command: opts.command,
