@@ -69,11 +69,14 @@ type Snapshot = { minutes: number; step: number; q: QualityFigures; shapes: Shap
 async function evaluateSnapshots(dir: string, fullBeyond = Number.POSITIVE_INFINITY) {
   const out: Snapshot[] = [];
   let full: Evaluation | null = null;
-  if (!existsSync(dir)) return { snapshots: out, full };
+  let shape: typeof config | null = null;
+  if (!existsSync(dir)) return { snapshots: out, full, shape };
   const found = readdirSync(dir)
     .filter((d) => /^snapshot-\d+min$/.test(d))
     .map((d) => {
-      const t = loadWeights(join(dir, d)).manifest.training;
+      const w = loadWeights(join(dir, d));
+      shape = w.config;
+      const t = w.manifest.training;
       return { dir: join(dir, d), minutes: Number(t?.snapshotMinutes), step: Number(t?.step) };
     })
     .sort((a, b) => a.minutes - b.minutes);
@@ -90,7 +93,7 @@ async function evaluateSnapshots(dir: string, fullBeyond = Number.POSITIVE_INFIN
       shapes: e.firstFrame.shapes.generated,
     });
   }
-  return { snapshots: out, full };
+  return { snapshots: out, full, shape };
 }
 // first frames by sampler, same steps, clips and seed (long clips left out): what the sampler alone changes
 const samplerRows: Array<{ name: string; q: QualityFigures; shapes: ShapeFigures }> = [];
@@ -250,23 +253,34 @@ const commandList = (of: TrainSession[]) =>
         `\`${x.command ?? "(not recorded)"}\` (steps ${x.fromStep.toLocaleString("en-US")}-${x.toStep.toLocaleString("en-US")}, minutes ${x.fromMinutes.toFixed(0)}-${x.toMinutes.toFixed(0)}, ${x.lossWeighting}, on ${x.backend ?? "wasm"})`,
     )
     .join("; then ");
-// other runs of the same preset (extra checkpoint folders on the command line): their snapshots, same protocol
-const others: Array<{ dir: string; sessions: TrainSession[]; snapshots: Snapshot[] }> = [];
+// other runs (extra checkpoint folders on the command line, maybe of another model shape): their snapshots, same protocol
+const others: Array<{
+  dir: string;
+  sessions: TrainSession[];
+  snapshots: Snapshot[];
+  shape: typeof config | null;
+}> = [];
 for (const dir of args.slice(2)) {
   if (!existsSync(dir)) throw new Error(`no checkpoint folder ${dir}`);
-  others.push({ dir, sessions: readSessions(dir), snapshots: (await evaluateSnapshots(dir)).snapshots });
+  const { snapshots, shape } = await evaluateSnapshots(dir);
+  others.push({ dir, sessions: readSessions(dir), snapshots, shape });
 }
+/** "depth 4, width 128 (1,279,152 parameters)": the model a run trained, read from its snapshots */
+const shapeOf = (c: typeof config | null) =>
+  c === null
+    ? "shape not recorded"
+    : `depth ${c.depth}, width ${c.width}, heads ${c.heads} (${paramCount(c).toLocaleString("en-US")} parameters)`;
 const othersSection = () =>
   others.length === 0
     ? ""
     : `
 ## Other runs (not shipped)
-Runs of the same preset with another recipe, measured from their EMA snapshots with the same first-frame protocol,
-to compare with the shipped run at equal wall time.
+Runs with another recipe or another shape of the model (the shipped one: ${shapeOf(config)}), measured from
+their EMA snapshots with the same first-frame protocol, to compare with the shipped run at equal wall time.
 ${others
   .map(
     (o) => `
-\`${o.dir}\`: ${commandList(o.sessions)}.
+\`${o.dir}\` (${shapeOf(o.shape)}): ${commandList(o.sessions)}.
 
 ${SNAPSHOT_HEAD}${o.snapshots.map((x) => snapshotRow(x, o.sessions)).join("")}`,
   )
