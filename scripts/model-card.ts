@@ -8,8 +8,11 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_EVALUATION, type Evaluation, evaluateModel } from "../src/cli/evaluate.ts";
 import { HELD_OUT_SEED_BASE, makeClip } from "../src/data/clips.ts";
+import { makeIdealDenoiser } from "../src/diffusion/ideal.ts";
 import { addNoise, predX0 } from "../src/diffusion/prediction.ts";
-import { samplerNames } from "../src/diffusion/samplers/index.ts";
+import { frameRng } from "../src/diffusion/rng.ts";
+import { sampleFrame } from "../src/diffusion/sample.ts";
+import { makeSampler, samplerNames } from "../src/diffusion/samplers/index.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
 import type { BatchOptions } from "../src/diffusion/train-batch.ts";
 import type { TrainSession } from "../src/diffusion/trainer.ts";
@@ -21,7 +24,7 @@ import { VideoDiT } from "../src/model/dit.ts";
 import { loadWeights } from "../src/model/io.ts";
 import { paramCount } from "../src/model/params.ts";
 import type { QualityFigures } from "../src/quality/metrics.ts";
-import type { ShapeFigures } from "../src/quality/shapes.ts";
+import { type ShapeFigures, shapeFigures } from "../src/quality/shapes.ts";
 import { renderSvg, svgToPng } from "../src/report/plots.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -228,6 +231,43 @@ const abars = makeSchedule("cosine", config.trainTimesteps).alphasCumprod;
   });
 }
 
+// where the shapes go wrong: the same first-frame noises sampled with the exact denoiser of a set of training
+// first frames (diffusion/ideal.ts: the posterior mean, which any sampler turns into one of those frames) for
+// t >= tau and the network below tau. tau = T is the network alone, tau = 0 the exact denoiser alone.
+const ORACLE_TAUS = [config.trainTimesteps, 800, 700, 500, 0];
+const ORACLE_REFS = quick ? 50 : 2000;
+const oracleRows: Array<{ tau: number; shapes: ShapeFigures }> = [];
+{
+  console.error(
+    `sampling first frames with the exact denoiser of ${ORACLE_REFS} training frames above tau...`,
+  );
+  const schedule = makeSchedule("cosine", config.trainTimesteps);
+  const refs = Array.from({ length: ORACLE_REFS }, (_, i) => makeClip(i, { frames: 1, size: S })[0]);
+  const ideal = makeIdealDenoiser(refs, schedule, config.prediction);
+  const net = new VideoDiT(config, loadWeights(modelDir).flat);
+  const tiles: Float32Array[] = [];
+  const tileLabels: string[] = [];
+  for (const tau of ORACLE_TAUS) {
+    const frames: Float32Array[] = [];
+    for (let c = 0; c < ev.options.clips; c++) {
+      const r = await sampleFrame({
+        model: (x, t) => (t >= tau ? ideal.model(x, t, null) : net.predict(x, [t], null, null)),
+        context: null,
+        sampler: makeSampler(ev.options.sampler, schedule, { predictionType: config.prediction }),
+        steps: ev.options.steps,
+        shape: S * S * config.channels,
+        rng: frameRng(ev.options.seed + c, 0), // the evaluation's first-frame noises
+      });
+      frames.push(r.sample);
+    }
+    oracleRows.push({ tau, shapes: shapeFigures(frames, { height: S, width: S }) });
+    tiles.push(...frames.slice(0, 8));
+    tileLabels.push(...frames.slice(0, 8).map(() => `exact t>=${tau}`));
+  }
+  net.dispose();
+  await contactSheet(tiles, S, S, join(modelDir, "oracle.png"), { cols: 8, scale: 4, labels: tileLabels });
+}
+
 const minutes = (log.elapsedMs / 60000).toFixed(1);
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const shapeCells = (x: ShapeFigures) =>
@@ -379,6 +419,18 @@ which can wash out some of the network's earlier errors; the rows show what that
 | ${ev.options.sampler} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${shapeCells(e.shapes.generated)} |
 ${samplerRows.map((x) => `| ${x.name} | ${f3(x.q.swdPixels)} | ${f3(x.q.swdPatches)} | ${f3(x.q.paletteError)} | ${shapeCells(x.shapes)} |`).join("\n")}
 
+## Where the shapes go wrong
+The same ${ev.options.clips} starting noises, sampled (${ev.options.sampler}, ${ev.options.steps} steps) with the exact denoiser of ${ORACLE_REFS} training first frames
+(\`src/diffusion/ideal.ts\`: the true posterior mean for that set) wherever t >= tau, and with the network below tau.
+tau ${config.trainTimesteps} is the network alone; tau 0 the exact denoiser alone (it can only give back training frames).
+The tau at which the shapes become clean tells which noise levels the network gets wrong.
+
+| network below tau | compactness | specks / frame | shapes / frame | empty frames |
+|---|---|---|---|---|
+${oracleRows.map((r) => `| ${r.tau === config.trainTimesteps ? `${r.tau} (network alone)` : r.tau === 0 ? "0 (exact denoiser alone)" : r.tau} | ${f3(r.shapes.compactness)} | ${r.shapes.specksPerFrame.toFixed(2)} | ${r.shapes.shapesPerFrame.toFixed(2)} | ${pct(r.shapes.emptyShare)} |`).join("\n")}
+
+![first frames by tau](oracle.png)
+
 ## Quality against training time
 EMA snapshots saved during training (first frames, ${ev.options.steps} steps, same protocol). A shorter run with its own
 learning-rate decay may do a little better at the same time. The loss weighting of each snapshot's run is in the last column.
@@ -398,4 +450,6 @@ shape of the models that make video (a DiT over spacetime patches, conditioned o
 frames), small enough to train on two CPU cores and run in milliseconds per step.
 `;
 await writeFileAtomic(join(modelDir, "MODEL_CARD.md"), card);
-console.error(`wrote ${modelDir}/MODEL_CARD.md, loss.png, samples.png, denoise.png, evaluation.json`);
+console.error(
+  `wrote ${modelDir}/MODEL_CARD.md, loss.png, samples.png, denoise.png, oracle.png, evaluation.json`,
+);
