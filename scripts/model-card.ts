@@ -305,7 +305,7 @@ for (const dir of args.slice(2)) {
   const { snapshots, shape } = await evaluateSnapshots(dir);
   others.push({ dir, sessions: readSessions(dir), snapshots, shape });
 }
-/** "depth 4, width 128 (1,279,152 parameters)": the model a run trained, read from its snapshots */
+/** "depth 4, width 128, heads 4 (1,279,152 parameters)": the model a run trained, read from its snapshots */
 const shapeOf = (c: typeof config | null) =>
   c === null
     ? "shape not recorded"
