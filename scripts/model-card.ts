@@ -15,7 +15,7 @@ import { sampleFrame } from "../src/diffusion/sample.ts";
 import { makeSampler, samplerNames } from "../src/diffusion/samplers/index.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
 import type { BatchOptions } from "../src/diffusion/train-batch.ts";
-import type { TrainSession } from "../src/diffusion/trainer.ts";
+import { DEFAULT_TRAIN, type TrainSession } from "../src/diffusion/trainer.ts";
 import { initBackend } from "../src/engine/backend.ts";
 import { writeFileAtomic } from "../src/media/files.ts";
 import { contactSheet } from "../src/media/frames.ts";
@@ -168,7 +168,12 @@ const lossSpec = {
   },
   mark: { type: "line" as const },
   encoding: {
-    color: { field: "weighting", type: "nominal" as const, title: "loss weighting" },
+    color: {
+      field: "weighting",
+      type: "nominal" as const,
+      title: "loss weighting",
+      legend: { orient: "bottom" as const, labelLimit: 0 },
+    },
     x: { field: "minutes", type: "quantitative" as const, title: "wall-clock minutes of training" },
     y: {
       field: "loss",
@@ -358,7 +363,7 @@ A frame with no history uses a learned empty context (trained with context dropo
 | steps | ${log.steps.toLocaleString("en-US")} of batch ${String(training.batch)} (${String(training.workers)} worker threads, ${engineOf(training.backend)} each, data parallel) |
 | wall time | ${minutes} minutes |
 | hardware | ${String(training.cpu)}, ${String(training.cores)} cores (the machine was shared with other work during training) |
-| optimiser | AdamW, lr ${String(training.lr)} with ${String(training.warmupSteps)} warm-up steps then cosine decay over the time budget, grad-norm clip 1, EMA ${String(training.emaDecay)} |
+| optimiser | AdamW, lr ${String(training.lr)} with ${String(training.warmupSteps)} warm-up steps then cosine decay to ${pct(DEFAULT_TRAIN.minLrFraction)} of it over the time budget (a run resumed with a larger budget rejoins the curve where the new budget puts it), grad-norm clip 1, EMA ${String(training.emaDecay)} |
 | loss | MSE on v, weighted ${weightsUpTo(Number.POSITIVE_INFINITY)}; context dropout ${pct(batchOpts.pUncond)} (how first frames are learned), partial context ${pct(batchOpts.pPartial)}, N(0, sigma^2) noise on context frames with sigma up to ${batchOpts.contextNoise} |
 
 ![loss](loss.png)
