@@ -255,8 +255,13 @@ const oracleRows: Array<{ tau: number; shapes: ShapeFigures }> = [];
   for (const tau of ORACLE_TAUS) {
     const frames: Float32Array[] = [];
     for (let c = 0; c < ev.options.clips; c++) {
+      // a self-conditioned network sees the previous call's estimate, whoever made it (as in generation)
+      let estimate: Float32Array | null = null;
       const r = await sampleFrame({
-        model: (x, t) => (t >= tau ? ideal.model(x, t, null) : net.predict(x, [t], null, null)),
+        model: (x, t) => (t >= tau ? ideal.model(x, t, null) : net.predict(x, [t], null, null, estimate)),
+        onStep: (info) => {
+          if (config.selfCond) estimate = info.predX0.map((v) => Math.max(-1, Math.min(1, v)));
+        },
         context: null,
         sampler: makeSampler(ev.options.sampler, schedule, { predictionType: config.prediction }),
         steps: ev.options.steps,
@@ -345,7 +350,11 @@ A diffusion transformer over one ${config.imageSize}x${config.imageSize} RGB fra
 embedding, timestep embedder, adaLN-Zero blocks with attention and MLP, final layer back to pixels),
 conditioned on the noise level and on the ${config.contextFrames} previous clean frames, whose patches are concatenated
 to the noisy frame's along channels (the sequence stays ${(config.imageSize / config.patch) ** 2} tokens; attention does not grow with context).
-A frame with no history uses a learned empty context (trained with context dropout), so a clip starts from nothing.
+A frame with no history uses a learned empty context (trained with context dropout), so a clip starts from nothing.${
+  config.selfCond
+    ? "\nSelf-conditioned (Chen et al. 2022): the network also sees its own previous estimate of the clean frame (half the training samples get it from a first forward pass; generation feeds each call the estimate of the call before)."
+    : ""
+}
 
 | | |
 |---|---|

@@ -8,7 +8,7 @@ import { resolveTrainBackend } from "../src/diffusion/trainer.ts";
 import type { ModuleLoader } from "../src/engine/backend.ts";
 import { tf } from "../src/engine/tf-grad.ts";
 import { type ModelConfig, PRESETS } from "../src/model/config.ts";
-import { positionTensor } from "../src/model/dit.ts";
+import { positionTensor, VideoDiT } from "../src/model/dit.ts";
 import { initParams, paramCount, paramSlots } from "../src/model/params.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -49,8 +49,16 @@ describe("the training step on onnxruntime", () => {
         fc.integer({ min: 1, max: 2 }),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 0, max: 1000 }),
-        async (depth, heads, contextFrames, batch, seed) => {
-          const cfg: ModelConfig = { ...PRESETS.micro, depth, heads, width: 16 * heads, contextFrames };
+        fc.boolean(),
+        async (depth, heads, contextFrames, batch, seed, selfCond) => {
+          const cfg: ModelConfig = {
+            ...PRESETS.micro,
+            depth,
+            heads,
+            width: 16 * heads,
+            contextFrames,
+            selfCond,
+          };
           const { flat, data, gTf, tfLoss, step } = bothEngines(cfg, batch, seed);
           const gOnnx = new Float32Array(paramCount(cfg));
           const { loss } = await step.run(flat, data, gOnnx);
@@ -73,6 +81,19 @@ describe("the training step on onnxruntime", () => {
       { numRuns: 6 },
     );
   }, 60_000);
+
+  it("predicts what tfjs predicts, from the same weights (self-conditioning's first pass)", async () => {
+    const cfg: ModelConfig = { ...PRESETS.micro, selfCond: true };
+    const { flat, data, step } = bothEngines(cfg, 3, 11);
+    const got = await step.predict(flat, data.inputs);
+    const net = new VideoDiT(cfg, flat);
+    const want = (await net.forwardPrepared(data.inputs).data()) as Float32Array;
+    net.dispose();
+    expect(got.length).toBe(want.length);
+    let err = 0;
+    for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+    expect(err).toBeLessThan(1e-4);
+  });
 
   it("has a gradient that matches the loss's own slope (central differences)", async () => {
     const cfg = PRESETS.micro;

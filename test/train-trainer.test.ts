@@ -4,9 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
+import { runGeneration } from "../src/cli/generation.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
-import { lossWeight, makeTrainBatch } from "../src/diffusion/train-batch.ts";
-import { PRESETS } from "../src/model/config.ts";
+import { applySelfCond, lossWeight, makeTrainBatch } from "../src/diffusion/train-batch.ts";
+import { type ModelConfig, PRESETS, patchInputDim, patchOutputDim } from "../src/model/config.ts";
+import { prepareInputs, unpatchify } from "../src/model/dit.ts";
 import { loadWeights } from "../src/model/io.ts";
 
 const root = mkdtempSync(join(tmpdir(), "framecost-train-"));
@@ -49,6 +51,51 @@ describe("training batch", () => {
     expect(lossWeight(0.01, "v", 5)).toBeCloseTo(0.0099, 4);
     expect(lossWeight(0.01, "v", 5, 1)).toBeCloseTo(0.99, 3);
     expect(lossWeight(3, "v", 0, 0)).toBe(1);
+  });
+
+  it("self-conditioning puts the estimate where generation puts it, only for the samples drawn", () => {
+    const cfg: ModelConfig = { ...PRESETS.micro, selfCond: true };
+    const B = 6;
+    const a = makeTrainBatch(cfg, makeSchedule("cosine"), B, 3, 1000);
+    expect([...a.selfCond].some((x) => x === 1) && [...a.selfCond].some((x) => x === 0)).toBe(true);
+    const before = { tokens: a.inputs.tokens.slice(), missing: a.inputs.missing.slice() };
+    // a perfect prediction: the estimate is the clean frame itself
+    applySelfCond(cfg, a, a.target);
+    // the same estimate packed by prepareInputs, as generation does: x_t and x0 as frames
+    const C = cfg.channels;
+    const Q = patchOutputDim(cfg);
+    const P = patchInputDim(cfg);
+    const cin = P / (cfg.patch * cfg.patch);
+    const xtTokens = new Float32Array(a.target.length);
+    for (let r = 0; r < a.target.length / Q; r++)
+      for (let q = 0; q < Q / C; q++)
+        for (let c = 0; c < C; c++) xtTokens[r * Q + q * C + c] = before.tokens[r * P + q * cin + c];
+    const xt = unpatchify(cfg, B, xtTokens);
+    const v = unpatchify(cfg, B, a.target);
+    const n = xt.length / B;
+    const x0 = xt.map(
+      (x, i) => Math.sqrt(a.abar[Math.floor(i / n)]) * x - Math.sqrt(1 - a.abar[Math.floor(i / n)]) * v[i],
+    );
+    const t = Array.from({ length: B }, () => 0);
+    const packed = prepareInputs(cfg, B, xt, null, null, t, x0);
+    const R = a.target.length / Q;
+    for (let r = 0; r < R; r++) {
+      const used = a.selfCond[r % B] === 1;
+      for (let f = 0; f < P; f++) {
+        const i = r * P + f;
+        const inSlot = f % cin >= C * (cfg.contextFrames + 1);
+        if (!inSlot) {
+          expect(a.inputs.tokens[i]).toBe(before.tokens[i]);
+          expect(a.inputs.missing[i]).toBe(before.missing[i]);
+        } else if (used) {
+          expect(a.inputs.tokens[i]).toBeCloseTo(Math.max(-1, Math.min(1, packed.tokens[i])), 5);
+          expect(a.inputs.missing[i]).toBe(0);
+        } else {
+          expect(a.inputs.tokens[i]).toBe(0);
+          expect(a.inputs.missing[i]).toBe(1);
+        }
+      }
+    }
   });
 });
 
@@ -104,6 +151,43 @@ describe("trainer", () => {
     ]);
     expect(w.manifest.training?.backend).toBe("onnx");
   }, 180_000);
+
+  it("trains a self-conditioned micro, and both engines generate the same frames from it", async () => {
+    const out = join(root, "self-cond");
+    const args = [
+      ...["--preset", "micro", "--self-cond", "--batch", "8", "--workers", "2"],
+      ...["--out", out, "--checkpoint-dir", join(root, "self-cond-ckpt")],
+    ];
+    // the first pass on each engine: tfjs, then resumed on onnx
+    for (const [steps, backend] of [
+      ["10", "wasm"],
+      ["20", "onnx"],
+    ]) {
+      const r = trainCli([...args, "--steps", steps, "--backend", backend]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(loadWeights(out).config.selfCond).toBe(true);
+    const gen = (backend: string) =>
+      runGeneration({
+        modelDir: out,
+        sampler: "dpmpp-2m",
+        steps: 6,
+        frames: 2,
+        clips: 1,
+        fps: 24,
+        seed: 1,
+        backend,
+        threads: 1,
+        convention: "flops",
+      });
+    const [wasm, onnx] = [await gen("wasm"), await gen("onnx")];
+    for (let i = 0; i < 2; i++) {
+      let err = 0;
+      for (let j = 0; j < wasm.frames[i].length; j++)
+        err = Math.max(err, Math.abs(wasm.frames[i][j] - onnx.frames[i][j]));
+      expect(err).toBeLessThan(1e-3);
+    }
+  }, 120_000);
 
   it("refuses a run without a budget, an unknown preset and a bad option, exit 2", () => {
     const none = trainCli(["--preset", "micro", "--out", join(root, "x")]);

@@ -72,6 +72,7 @@ interface Network {
     t: number[],
     ctx: Float32Array | null,
     mask: number[] | null,
+    selfCond: Float32Array | null,
   ): Promise<Float32Array>;
   dispose(): void;
 }
@@ -79,6 +80,8 @@ interface Network {
 interface Context {
   frames: Float32Array;
   mask: number[];
+  /** a self-conditioned model's previous estimate of this frame (null before the first call) */
+  selfCond: Float32Array | null;
 }
 
 /** Validates what can be checked before loading anything; throws UserErrors with the fix. */
@@ -193,7 +196,7 @@ async function generateWith(
   checkSteps(o.steps, schedule.T);
   const K = cfg.contextFrames;
   const n = cfg.imageSize * cfg.imageSize * cfg.channels;
-  const metered = meter.wrap<Context>((x, t, ctx) => net.predict(x, [t], ctx.frames, ctx.mask));
+  const metered = meter.wrap<Context>((x, t, ctx) => net.predict(x, [t], ctx.frames, ctx.mask, ctx.selfCond));
   // wasm resolves its results as already-settled promises, so without this the loop never yields to the
   // event loop and Ctrl-C (or a sweep's stop message) would not be seen until the whole clip is done
   const network = async (x: Float32Array, t: number, ctx: Context) => {
@@ -211,7 +214,7 @@ async function generateWith(
     clips.push(frames);
     for (let i = 0; i < o.frames; i++) {
       // the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
-      const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0) };
+      const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0), selfCond: null };
       for (let k = 0; k < K; k++) {
         const src = frames[frames.length - K + k];
         if (src) {
@@ -230,6 +233,9 @@ async function generateWith(
         rng: frameRng(o.seed + c, i),
         shouldStop: o.shouldStop,
         onStep: (info) => {
+          // the next call sees this one's clean-frame estimate (self-conditioning)
+          // (clipped to the data range, as in training: applySelfCond)
+          if (cfg.selfCond) ctx.selfCond = info.predX0.map((v) => Math.max(-1, Math.min(1, v)));
           stepHook(info);
           o.onProgress?.({
             frame: c * o.frames + i,

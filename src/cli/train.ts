@@ -22,6 +22,7 @@ const schema = z.object({
   pUncond: numberOpt({ min: 0, max: 1 - DEFAULT_TRAIN.batchOptions.pPartial }),
   seed: intOpt({ min: 0 }),
   backend: stringOpt(),
+  selfCond: z.boolean().default(false),
 });
 
 function fmtMin(ms: number): string {
@@ -56,6 +57,10 @@ export function register(program: Command): void {
       "share of samples trained with no context at all: how first frames (no history) are learned",
       String(DEFAULT_TRAIN.batchOptions.pUncond),
     )
+    .option(
+      "--self-cond",
+      "self-conditioning (Chen et al. 2022): the network also sees its previous estimate of the clean frame; half the samples train with it (one extra forward pass), generation feeds it from step to step",
+    )
     .option("--seed <n>", "seed for init and data", "0")
     .option(
       "--backend <name>",
@@ -64,9 +69,10 @@ export function register(program: Command): void {
     )
     .action(async (raw) => {
       const o = parseOptions(schema, raw);
-      const config: ModelConfig | undefined = PRESETS[o.preset];
-      if (!config)
+      const preset: ModelConfig | undefined = PRESETS[o.preset];
+      if (!preset)
         throw new UserError(`unknown preset "${o.preset}"; known presets: ${presetNames().join(", ")}`);
+      const config: ModelConfig = o.selfCond ? { ...preset, selfCond: true } : preset;
       if (!o.minutes && !o.steps) throw new UserError("train needs a budget: pass --minutes M or --steps N");
       if (o.snrFloor > 0 && !(o.snrFloor < o.minSnrGamma))
         throw new UserError(

@@ -4,7 +4,7 @@
  * and per-row loss weights (min-SNR-gamma, Hang et al. 2023).
  */
 import { clipFrames } from "../data/clips.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { inputSlots, type ModelConfig, patchInputDim, patchOutputDim, tokensOf } from "../model/config.ts";
 import { type NetworkInputs, patchifyFrames, prepareInputs } from "../model/dit.ts";
 import { Rng } from "../util/rng.ts";
 import type { NoiseSchedule } from "./schedule.ts";
@@ -26,6 +26,8 @@ export interface BatchOptions {
   snrFloor: number;
   /** frames per synthetic clip the samples are drawn from */
   clipFrames: number;
+  /** self-conditioned models: share of samples that see the network's own estimate (the rest see it missing) */
+  pSelfCond: number;
 }
 
 export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
@@ -35,6 +37,7 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   minSnrGamma: 5,
   snrFloor: 0,
   clipFrames: 32,
+  pSelfCond: 0.5,
 };
 
 export interface TrainBatch {
@@ -43,6 +46,10 @@ export interface TrainBatch {
   target: Float32Array;
   /** [T*B] loss weight per row (row = token * B + b) */
   rowWeight: Float32Array;
+  /** [B] alpha-bar of each sample's timestep */
+  abar: Float64Array;
+  /** [B] 1 where a self-conditioned model gets its own estimate of the sample (applySelfCond) */
+  selfCond: Uint8Array;
 }
 
 /**
@@ -94,12 +101,52 @@ export function makeTrainBatch(
     }
     weight[b] = lossWeight(abar / (1 - abar), cfg.prediction, opts.minSnrGamma, opts.snrFloor);
   }
+  // drawn after everything else, so models without self-conditioning see the batches they always did
+  const selfCond = new Uint8Array(batch);
+  if (cfg.selfCond) for (let b = 0; b < batch; b++) selfCond[b] = rng.next() < opts.pSelfCond ? 1 : 0;
   const inputs = prepareInputs(cfg, batch, xt, ctx, mask, ts);
   const target = patchifyFrames(cfg, batch, tgt);
   const tokens = (cfg.imageSize / cfg.patch) ** 2;
   const rowWeight = new Float32Array(tokens * batch);
   for (let r = 0; r < rowWeight.length; r++) rowWeight[r] = weight[r % batch];
-  return { inputs, target, rowWeight };
+  const abars = Float64Array.from(ts, (t) => schedule.alphasCumprod[t]);
+  return { inputs, target, rowWeight, abar: abars, selfCond };
+}
+
+/**
+ * Self-conditioning's second pass (Chen et al. 2022): writes the clean-frame estimate implied by
+ * `prediction` ([T*B, p*p*C], the network on this batch with the estimate missing) into the
+ * self-conditioning slot of the samples marked in `batch.selfCond`, clipped to [-1, 1]. It is an input,
+ * not a function of the parameters: no gradient flows through it.
+ */
+export function applySelfCond(cfg: ModelConfig, batch: TrainBatch, prediction: Float32Array): void {
+  const B = batch.inputs.batch;
+  const R = tokensOf(cfg) * B;
+  const P = patchInputDim(cfg);
+  const Q = patchOutputDim(cfg);
+  const C = cfg.channels;
+  const cin = C * inputSlots(cfg);
+  const slot = C * (cfg.contextFrames + 1);
+  if (!cfg.selfCond) throw new Error(`applySelfCond: model "${cfg.name}" is not self-conditioned`);
+  if (prediction.length !== R * Q)
+    throw new Error(`applySelfCond: prediction has ${prediction.length} values, the batch needs ${R * Q}`);
+  const { tokens, missing } = batch.inputs;
+  for (let row = 0; row < R; row++) {
+    const b = row % B;
+    if (!batch.selfCond[b]) continue;
+    const a = Math.sqrt(batch.abar[b]);
+    const s = Math.sqrt(1 - batch.abar[b]);
+    for (let q = 0; q < cfg.patch * cfg.patch; q++) {
+      for (let c = 0; c < C; c++) {
+        const xt = tokens[row * P + q * cin + c];
+        const y = prediction[row * Q + q * C + c];
+        const x0 = cfg.prediction === "v" ? a * xt - s * y : (xt - s * y) / a;
+        const at = row * P + q * cin + slot + c;
+        tokens[at] = Math.max(-1, Math.min(1, x0));
+        missing[at] = 0;
+      }
+    }
+  }
 }
 
 /**

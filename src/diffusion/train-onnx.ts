@@ -29,6 +29,7 @@ import {
   tokensOf,
   validateConfig,
 } from "../model/config.ts";
+import type { NetworkInputs } from "../model/dit.ts";
 import {
   type BlockTrace,
   buildDiTForward,
@@ -43,13 +44,50 @@ import { meanLossWeights, type TrainBatch } from "./train-batch.ts";
 /** Names of the training graph's data inputs and its loss output; gradients are `grad/<param>`. */
 export const TRAIN_INPUTS = { ...ONNX_INPUTS, target: "target", rowWeight: "row_weight" } as const;
 export const TRAIN_LOSS = "loss";
+export const TRAIN_PREDICTION = "prediction";
 export const gradName = (param: string) => `grad/${param}`;
+
+/** A graph whose inputs are the parameters (in `paramSlots` order) and the network's three inputs. */
+function graphWithParamInputs(cfg: ModelConfig, batch: number, who: string, name: string) {
+  validateConfig(cfg);
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`${who}: batch must be >= 1, got ${batch}`);
+  const R = tokensOf(cfg) * batch;
+  const P = patchInputDim(cfg);
+  const g = new GraphBuilder(name);
+  const params = new Map(paramSlots(cfg).map((s) => [s.name, g.input(s.name, s.shape)]));
+  const param = (p: string, shape?: number[]) => {
+    const x = params.get(p);
+    if (!x) throw new Error(`${who}: no parameter "${p}"`);
+    return shape ? g.reshape(x, shape, `${p}/AsShape`) : x;
+  };
+  const inputs = {
+    tokens: g.input(TRAIN_INPUTS.tokens, [R, P]),
+    missing: g.input(TRAIN_INPUTS.missing, [R, P]),
+    tFeat: g.input(TRAIN_INPUTS.tFeat, [batch, cfg.freqDim]),
+  };
+  return { g, param, inputs };
+}
+
+/** The forward pass alone, parameters as inputs: self-conditioning's first pass (no gradient). */
+export function exportDiTForwardOnnx(cfg: ModelConfig, batch: number): Uint8Array {
+  const { g, param, inputs } = graphWithParamInputs(
+    cfg,
+    batch,
+    "exportDiTForwardOnnx",
+    `framecost-${cfg.name}-forward-b${batch}`,
+  );
+  g.output(buildDiTForward(g, cfg, batch, param, inputs, TRAIN_PREDICTION).prediction);
+  return g.encode(`framecost video DiT "${cfg.name}" forward with parameter inputs, batch ${batch}`);
+}
 
 /** The training step for `batch` samples as a serialized ONNX model. */
 export function exportDiTTrainOnnx(cfg: ModelConfig, batch: number): Uint8Array {
-  validateConfig(cfg);
-  if (!Number.isInteger(batch) || batch < 1)
-    throw new Error(`exportDiTTrainOnnx: batch must be >= 1, got ${batch}`);
+  const { g, param, inputs } = graphWithParamInputs(
+    cfg,
+    batch,
+    "exportDiTTrainOnnx",
+    `framecost-${cfg.name}-train-b${batch}`,
+  );
   const B = batch;
   const T = tokensOf(cfg);
   const R = T * B;
@@ -58,21 +96,12 @@ export function exportDiTTrainOnnx(cfg: ModelConfig, batch: number): Uint8Array 
   const Q = patchOutputDim(cfg);
   const H = cfg.heads;
   const headDim = D / H;
-  const g = new GraphBuilder(`framecost-${cfg.name}-train-b${B}`);
   const slots = paramSlots(cfg);
-  const params = new Map(slots.map((s) => [s.name, g.input(s.name, s.shape)]));
-  const param = (name: string, shape?: number[]) => {
-    const p = params.get(name);
-    if (!p) throw new Error(`exportDiTTrainOnnx: no parameter "${name}"`);
-    return shape ? g.reshape(p, shape, `${name}/AsShape`) : p;
-  };
   const grads = new Map<string, string>();
   const one = g.scalar(1);
 
   // ---- forward: the inference graph with parameters as inputs, then the loss ---
-  const tokens = g.input(TRAIN_INPUTS.tokens, [R, P]);
-  const missing = g.input(TRAIN_INPUTS.missing, [R, P]);
-  const tFeat = g.input(TRAIN_INPUTS.tFeat, [B, cfg.freqDim]);
+  const { tokens, missing, tFeat } = inputs;
   const target = g.input(TRAIN_INPUTS.target, [R, Q]);
   const rowWeight = g.input(TRAIN_INPUTS.rowWeight, [R, 1]);
   const { prediction, trace: f } = buildDiTForward(
@@ -81,7 +110,7 @@ export function exportDiTTrainOnnx(cfg: ModelConfig, batch: number): Uint8Array 
     B,
     param,
     { tokens, missing, tFeat },
-    "prediction",
+    TRAIN_PREDICTION,
   );
   // sum over rows and features of w_row (pred - target)^2
   const diff = g.binary("Sub", prediction, target, "loss/Diff");
@@ -217,7 +246,8 @@ export function exportDiTTrainOnnx(cfg: ModelConfig, batch: number): Uint8Array 
 
 /** Loss and gradients of a training batch on onnxruntime: `lossAndGrads` (train-grads.ts) on the native engine. */
 export class OnnxTrainStep {
-  private readonly sessions = new Map<number, Promise<OnnxSession>>();
+  // one session per batch size, for the training step and for the forward pass alone
+  private readonly sessions = new Map<string, Promise<OnnxSession>>();
   private readonly slots: ParamSlot[];
   private readonly size: number;
 
@@ -230,45 +260,53 @@ export class OnnxTrainStep {
     this.size = paramCount(cfg);
   }
 
-  private session(batch: number): Promise<OnnxSession> {
-    let s = this.sessions.get(batch);
+  private session(kind: "train" | "forward", batch: number): Promise<OnnxSession> {
+    const key = `${kind}-${batch}`;
+    let s = this.sessions.get(key);
     if (!s) {
-      s = createOnnxSession(exportDiTTrainOnnx(this.cfg, batch), {
-        threads: this.threads,
-        memArena: true,
-        load: this.load,
-      });
-      this.sessions.set(batch, s);
-      s.catch(() => this.sessions.delete(batch)); // a failed load is retried on the next call
+      const bytes =
+        kind === "train" ? exportDiTTrainOnnx(this.cfg, batch) : exportDiTForwardOnnx(this.cfg, batch);
+      s = createOnnxSession(bytes, { threads: this.threads, memArena: true, load: this.load });
+      this.sessions.set(key, s);
+      s.catch(() => this.sessions.delete(key)); // a failed load is retried on the next call
     }
     return s;
   }
 
+  /** The network's inputs and every parameter as ORT tensors. */
+  private async feeds(flat: Float32Array, inputs: NetworkInputs) {
+    const n = this.size;
+    if (flat.length !== n) throw new Error(`OnnxTrainStep: ${flat.length} weights for ${n} parameters`);
+    const ort = await loadOrt(this.load);
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = networkFeeds(ort, this.cfg, inputs);
+    // a copy, not a view: the weights may live in a SharedArrayBuffer the optimizer writes to
+    for (const s of this.slots)
+      feeds[s.name] = new ort.Tensor("float32", flat.slice(s.offset, s.offset + s.size), s.shape);
+    return { ort, feeds };
+  }
+
   /** Computes the batch's loss and writes d(loss)/d(params) into `gradsOut` (the layout of `flat`). */
   async run(flat: Float32Array, batch: TrainBatch, gradsOut: Float32Array): Promise<{ loss: number }> {
-    const cfg = this.cfg;
-    const n = this.size;
-    if (flat.length !== n || gradsOut.length !== n)
+    if (flat.length !== this.size || gradsOut.length !== this.size)
       throw new Error(
-        `OnnxTrainStep: ${flat.length} weights / ${gradsOut.length} gradients for ${n} parameters`,
+        `OnnxTrainStep: ${flat.length} weights / ${gradsOut.length} gradients for ${this.size} parameters`,
       );
-    const ort = await loadOrt(this.load);
     const B = batch.inputs.batch;
-    const T = tokensOf(cfg);
-    const R = T * B;
-    const Q = patchOutputDim(cfg);
-    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
-      ...networkFeeds(ort, cfg, batch.inputs),
-      [TRAIN_INPUTS.target]: new ort.Tensor("float32", batch.target, [R, Q]),
-      [TRAIN_INPUTS.rowWeight]: new ort.Tensor("float32", meanLossWeights(batch), [R, 1]),
-    };
-    const slots = this.slots;
-    // a copy, not a view: the weights may live in a SharedArrayBuffer the optimizer writes to
-    for (const s of slots)
-      feeds[s.name] = new ort.Tensor("float32", flat.slice(s.offset, s.offset + s.size), s.shape);
-    const out = await (await this.session(B)).run(feeds);
-    for (const s of slots) gradsOut.set(out[gradName(s.name)].data as Float32Array, s.offset);
+    const R = tokensOf(this.cfg) * B;
+    const Q = patchOutputDim(this.cfg);
+    const { ort, feeds } = await this.feeds(flat, batch.inputs);
+    feeds[TRAIN_INPUTS.target] = new ort.Tensor("float32", batch.target, [R, Q]);
+    feeds[TRAIN_INPUTS.rowWeight] = new ort.Tensor("float32", meanLossWeights(batch), [R, 1]);
+    const out = await (await this.session("train", B)).run(feeds);
+    for (const s of this.slots) gradsOut.set(out[gradName(s.name)].data as Float32Array, s.offset);
     return { loss: (out[TRAIN_LOSS].data as Float32Array)[0] };
+  }
+
+  /** The network's prediction [T*B, p*p*C] for `inputs` at weights `flat` (no gradient). */
+  async predict(flat: Float32Array, inputs: NetworkInputs): Promise<Float32Array> {
+    const { feeds } = await this.feeds(flat, inputs);
+    const out = await (await this.session("forward", inputs.batch)).run(feeds);
+    return out[TRAIN_PREDICTION].data as Float32Array;
   }
 
   async dispose(): Promise<void> {

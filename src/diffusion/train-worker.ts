@@ -6,8 +6,9 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { ModelConfig } from "../model/config.ts";
+import type { NetworkInputs } from "../model/dit.ts";
 import { makeSchedule } from "./schedule.ts";
-import { type BatchOptions, makeTrainBatch, type TrainBatch } from "./train-batch.ts";
+import { applySelfCond, type BatchOptions, makeTrainBatch, type TrainBatch } from "./train-batch.ts";
 
 interface Init {
   cfg: ModelConfig;
@@ -29,28 +30,55 @@ const params = new Float32Array(init.params);
 const grads = new Float32Array(init.grads);
 const schedule = makeSchedule("cosine", init.cfg.trainTimesteps);
 
-async function makeStep(): Promise<(batch: TrainBatch) => Promise<number>> {
+interface Engine {
+  /** loss of the batch; writes the gradients into `grads` */
+  step(batch: TrainBatch): Promise<number>;
+  /** the network's prediction [T*B, p*p*C] at the current weights, no gradient (self-conditioning) */
+  predict(inputs: NetworkInputs): Promise<Float32Array>;
+}
+
+async function makeEngine(): Promise<Engine> {
   if (init.backend === "onnx") {
     const { OnnxTrainStep } = await import("./train-onnx.ts");
     // one intra-op thread: the data-parallel workers are what use the cores
-    const step = new OnnxTrainStep(init.cfg, 1);
-    return async (batch) => (await step.run(params, batch, grads)).loss;
+    const onnx = new OnnxTrainStep(init.cfg, 1);
+    return {
+      step: async (batch) => (await onnx.run(params, batch, grads)).loss,
+      predict: (inputs) => onnx.predict(params, inputs),
+    };
   }
   const { tf } = await import("../engine/tf-grad.ts");
   const { initBackend } = await import("../engine/backend.ts");
-  const { positionTensor } = await import("../model/dit.ts");
+  const { positionTensor, VideoDiT } = await import("../model/dit.ts");
   const { lossAndGrads } = await import("./train-grads.ts");
   await initBackend(init.backend);
   tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", false);
   const pos = positionTensor(init.cfg);
-  return async (batch) => lossAndGrads(init.cfg, params, batch, pos, grads).loss;
+  return {
+    step: async (batch) => lossAndGrads(init.cfg, params, batch, pos, grads).loss,
+    predict: async (inputs) => {
+      // the network at this step's weights (a copy: the optimizer writes the shared buffer between steps)
+      const net = new VideoDiT(init.cfg, params.slice());
+      try {
+        const y = net.forwardPrepared(inputs);
+        const data = (await y.data()) as Float32Array;
+        y.dispose();
+        return data;
+      } finally {
+        net.dispose();
+      }
+    },
+  };
 }
 
-const step = await makeStep();
+const engine = await makeEngine();
 parentPort!.on("message", async (req: StepRequest) => {
   const batch = makeTrainBatch(init.cfg, schedule, req.batch, req.seed, init.seedLimit, init.batchOptions);
   try {
-    parentPort!.postMessage({ loss: await step(batch) });
+    // self-conditioning: a first pass without the estimate gives the estimate some samples see in the second
+    if (init.cfg.selfCond && batch.selfCond.some((x) => x === 1))
+      applySelfCond(init.cfg, batch, await engine.predict(batch.inputs));
+    parentPort!.postMessage({ loss: await engine.step(batch) });
   } catch (err) {
     // an async failure would otherwise be an unhandled rejection the main thread never hears about
     parentPort!.postMessage({ error: err instanceof Error ? err.message : String(err) });

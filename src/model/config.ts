@@ -24,6 +24,12 @@ export interface ModelConfig {
   contextFrames: number;
   /** size of the sinusoidal timestep features fed to the timestep MLP */
   freqDim: number;
+  /**
+   * self-conditioning (Chen et al. 2022, "Analog Bits"): the network also sees its own previous estimate of
+   * the clean frame, as one more input slot after the context frames (missing = the learned empty value);
+   * absent = false
+   */
+  selfCond?: boolean;
   /** what the network predicts: "v" (v-prediction) or "eps" (the noise) */
   prediction: "v" | "eps";
   /** discrete training timesteps of the noise schedule */
@@ -87,9 +93,14 @@ export function tokensOf(cfg: ModelConfig): number {
   return (cfg.imageSize / cfg.patch) ** 2;
 }
 
-/** Input features per token: the noisy frame's patch plus K context patches. */
+/** Input slots per pixel: the noisy frame, K context frames, and the self-conditioning estimate if any. */
+export function inputSlots(cfg: ModelConfig): number {
+  return 1 + cfg.contextFrames + (cfg.selfCond ? 1 : 0);
+}
+
+/** Input features per token: the noisy frame's patch plus K context patches (plus the self-conditioning one). */
 export function patchInputDim(cfg: ModelConfig): number {
-  return cfg.patch * cfg.patch * cfg.channels * (cfg.contextFrames + 1);
+  return cfg.patch * cfg.patch * cfg.channels * inputSlots(cfg);
 }
 
 /** Output features per token: one patch of the predicted frame. */

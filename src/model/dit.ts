@@ -12,7 +12,14 @@
  * it never sees the noise schedule or the sampler.
  */
 import { tf } from "../engine/tf.ts";
-import { type ModelConfig, patchInputDim, patchOutputDim, tokensOf, validateConfig } from "./config.ts";
+import {
+  inputSlots,
+  type ModelConfig,
+  patchInputDim,
+  patchOutputDim,
+  tokensOf,
+  validateConfig,
+} from "./config.ts";
 import { attention, dense, gatedResidual, gelu, layerNorm, modulate, silu } from "./layers.ts";
 import { paramSlots } from "./params.ts";
 
@@ -67,7 +74,8 @@ export function timestepFeatures(t: ArrayLike<number>, freqDim: number): Float32
 /**
  * Patchify a batch into token-major rows.
  * x [B, H, W, C]; context [B, K, H, W, C] (slot K-1 = the most recent frame) or null;
- * contextMask [B, K] (1 = present). -> tokens, missing: [T*B, P].
+ * contextMask [B, K] (1 = present); selfCond [B, H, W, C] (self-conditioned models: the previous
+ * clean-frame estimate; null = missing). -> tokens, missing: [T*B, P].
  */
 export function prepareInputs(
   cfg: ModelConfig,
@@ -76,12 +84,13 @@ export function prepareInputs(
   context: Float32Array | null,
   contextMask: ArrayLike<number> | null,
   t: ArrayLike<number>,
+  selfCond: Float32Array | null = null,
 ): NetworkInputs {
   const { imageSize: S, patch: p, channels: C, contextFrames: K } = cfg;
   const grid = S / p;
   const T = grid * grid;
   const P = patchInputDim(cfg);
-  const cin = C * (K + 1);
+  const cin = C * inputSlots(cfg);
   const frame = S * S * C;
   const tokens = new Float32Array(T * batch * P);
   const missing = new Float32Array(T * batch * P);
@@ -99,6 +108,13 @@ export function prepareInputs(
               for (let c = 0; c < C; c++) {
                 const at = f + C * (k + 1) + c;
                 if (present && context) tokens[at] = context[(b * K + k) * frame + pix + c];
+                else missing[at] = 1;
+              }
+            }
+            if (cfg.selfCond) {
+              for (let c = 0; c < C; c++) {
+                const at = f + C * (K + 1) + c;
+                if (selfCond) tokens[at] = selfCond[b * frame + pix + c];
                 else missing[at] = 1;
               }
             }
@@ -245,16 +261,18 @@ export class VideoDiT {
 
   /**
    * One network evaluation. x [B, H, W, C], t [B] (training timesteps, may be fractional),
-   * context [B, K, H, W, C] or null, contextMask [B, K] -> prediction [B, H, W, C] on the host.
+   * context [B, K, H, W, C] or null, contextMask [B, K], selfCond [B, H, W, C] (the previous estimate of the
+   * clean frame, for a self-conditioned model) or null -> prediction [B, H, W, C] on the host.
    */
   async predict(
     x: Float32Array,
     t: ArrayLike<number>,
     context: Float32Array | null,
     contextMask: ArrayLike<number> | null,
+    selfCond: Float32Array | null = null,
   ): Promise<Float32Array> {
     const batch = t.length;
-    const inputs = prepareInputs(this.cfg, batch, x, context, contextMask, t);
+    const inputs = prepareInputs(this.cfg, batch, x, context, contextMask, t, selfCond);
     const y = this.forwardPrepared(inputs);
     const data = (await y.data()) as Float32Array;
     y.dispose();

@@ -357,16 +357,18 @@ export class OnnxDiT {
 
   /**
    * One network evaluation. x [B, H, W, C], t [B] (training timesteps, may be fractional),
-   * context [B, K, H, W, C] or null, contextMask [B, K] -> prediction [B, H, W, C].
+   * context [B, K, H, W, C] or null, contextMask [B, K], selfCond [B, H, W, C] (the previous estimate of the
+   * clean frame, for a self-conditioned model) or null -> prediction [B, H, W, C].
    */
   async predict(
     x: Float32Array,
     t: ArrayLike<number>,
     context: Float32Array | null,
     contextMask: ArrayLike<number> | null,
+    selfCond: Float32Array | null = null,
   ): Promise<Float32Array> {
     const batch = t.length;
-    const inputs = prepareInputs(this.cfg, batch, x, context, contextMask, t);
+    const inputs = prepareInputs(this.cfg, batch, x, context, contextMask, t, selfCond);
     return unpatchify(this.cfg, batch, await this.forwardPrepared(inputs));
   }
 
