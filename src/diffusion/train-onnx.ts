@@ -48,12 +48,13 @@ export const TRAIN_PREDICTION = "prediction";
 export const gradName = (param: string) => `grad/${param}`;
 
 /** A graph whose inputs are the parameters (in `paramSlots` order) and the network's three inputs. */
-function graphWithParamInputs(cfg: ModelConfig, batch: number, who: string, name: string) {
+function graphWithParamInputs(cfg: ModelConfig, batch: number, kind: "train" | "forward") {
+  const who = kind === "train" ? "exportDiTTrainOnnx" : "exportDiTForwardOnnx";
   validateConfig(cfg);
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`${who}: batch must be >= 1, got ${batch}`);
   const R = tokensOf(cfg) * batch;
   const P = patchInputDim(cfg);
-  const g = new GraphBuilder(name);
+  const g = new GraphBuilder(`framecost-${cfg.name}-${kind}-b${batch}`);
   const params = new Map(paramSlots(cfg).map((s) => [s.name, g.input(s.name, s.shape)]));
   const param = (p: string, shape?: number[]) => {
     const x = params.get(p);
@@ -70,24 +71,14 @@ function graphWithParamInputs(cfg: ModelConfig, batch: number, who: string, name
 
 /** The forward pass alone, parameters as inputs: self-conditioning's first pass (no gradient). */
 export function exportDiTForwardOnnx(cfg: ModelConfig, batch: number): Uint8Array {
-  const { g, param, inputs } = graphWithParamInputs(
-    cfg,
-    batch,
-    "exportDiTForwardOnnx",
-    `framecost-${cfg.name}-forward-b${batch}`,
-  );
+  const { g, param, inputs } = graphWithParamInputs(cfg, batch, "forward");
   g.output(buildDiTForward(g, cfg, batch, param, inputs, TRAIN_PREDICTION).prediction);
   return g.encode(`framecost video DiT "${cfg.name}" forward with parameter inputs, batch ${batch}`);
 }
 
 /** The training step for `batch` samples as a serialized ONNX model. */
 export function exportDiTTrainOnnx(cfg: ModelConfig, batch: number): Uint8Array {
-  const { g, param, inputs } = graphWithParamInputs(
-    cfg,
-    batch,
-    "exportDiTTrainOnnx",
-    `framecost-${cfg.name}-train-b${batch}`,
-  );
+  const { g, param, inputs } = graphWithParamInputs(cfg, batch, "train");
   const B = batch;
   const T = tokensOf(cfg);
   const R = T * B;
