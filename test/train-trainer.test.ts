@@ -34,7 +34,7 @@ describe("training batch", () => {
       fc.property(
         snrs,
         fc.double({ min: 0.5, max: 20, noNaN: true }),
-        fc.double({ min: 0, max: 1 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
         (snr, gamma, u) => {
           const floor = u * gamma;
           const x0Weight = Math.min(Math.max(snr, floor), gamma);
