@@ -1,9 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { PRESETS } from "../src/model/config.ts";
-import { loadWeights, saveWeights } from "../src/model/io.ts";
+import { fromBfloat16, loadWeights, saveWeights, toBfloat16 } from "../src/model/io.ts";
 import { initParams } from "../src/model/params.ts";
 import { UserError } from "../src/util/errors.ts";
 
@@ -67,5 +68,50 @@ describe("weight files", () => {
     expect(() => loadWeights(dir, PRESETS.tiny)).toThrow(
       /holds a "micro" model whose shapes do not fit preset "tiny" \(patch\.w: file has \[144,32\], preset "tiny" needs \[144,128\]\)/,
     );
+  });
+
+  it("bfloat16 files hold half the bytes and load within bfloat16's rounding", () => {
+    const { flat } = saved("f32");
+    const dir = join(root, "bf16");
+    const m = saveWeights(dir, PRESETS.micro, flat, { steps: 1 }, { dtype: "bfloat16" });
+    expect(m.dtype).toBe("bfloat16");
+    expect(m.byteLength).toBe(flat.length * 2);
+    const got = loadWeights(dir, PRESETS.micro).flat;
+    let worst = 0;
+    for (let i = 0; i < flat.length; i++)
+      if (flat[i] !== 0) worst = Math.max(worst, Math.abs(got[i] - flat[i]) / Math.abs(flat[i]));
+    expect(worst).toBeGreaterThan(0);
+    expect(worst).toBeLessThanOrEqual(2 ** -8);
+  });
+
+  it("refuses a dtype it cannot read, naming it", () => {
+    const { dir } = saved("dtype");
+    const path = join(dir, "model.json");
+    const m = JSON.parse(readFileSync(path, "utf8"));
+    writeFileSync(path, JSON.stringify({ ...m, dtype: "int8" }));
+    expect(() => loadWeights(dir)).toThrow(
+      /model\.json: dtype "int8" is not supported \(this framecost reads float32, bfloat16\)/,
+    );
+  });
+});
+
+describe("bfloat16", () => {
+  it("rounds to nearest (ties to even): within half a unit of its 8-bit significand (2^-8 relative), exact on the way back", () => {
+    fc.assert(
+      fc.property(
+        fc.float({ noNaN: true, noDefaultInfinity: true, min: Math.fround(-1e30), max: Math.fround(1e30) }),
+        (x) => {
+          const f = new Float32Array([x]);
+          const b = toBfloat16(f);
+          const y = fromBfloat16(b)[0];
+          expect(Math.abs(y - f[0])).toBeLessThanOrEqual(Math.abs(f[0]) * 2 ** -8 + 1e-40);
+          expect(toBfloat16(new Float32Array([y]))[0]).toBe(b[0]);
+        },
+      ),
+    );
+    // ties go to the even significand: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7
+    expect(fromBfloat16(toBfloat16(new Float32Array([1 + 2 ** -8])))[0]).toBe(1);
+    expect(fromBfloat16(toBfloat16(new Float32Array([1 + 3 * 2 ** -8])))[0]).toBe(1 + 2 ** -6);
+    expect(Number.isNaN(fromBfloat16(toBfloat16(new Float32Array([Number.NaN])))[0])).toBe(true);
   });
 });

@@ -14,6 +14,7 @@ import { writeFileAtomic } from "../media/files.ts";
 import { conventionUnit, toConvention } from "../meter/flops.ts";
 import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
 import { presetNames } from "../model/config.ts";
+import { describeGuidance } from "../report/tables.ts";
 import { UserError } from "../util/errors.ts";
 import { checkGenerationOptions, runGeneration } from "./generation.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
@@ -33,6 +34,9 @@ const Options = z.object({
   json: z.boolean().default(false),
   convention: choiceOpt(["flops", "macs"]),
   eta: numberOpt({ min: 0, max: 1 }).optional(),
+  guidance: numberOpt({ min: 0 }).optional(),
+  guide: pathOpt({ mustExist: "dir" }).optional(),
+  guideFrom: intOpt({ min: 0, max: 1000 }).optional(),
   localPrice: numberOpt({ min: 0 }).optional(),
   watts: numberOpt({ gt: 0 }).optional(),
   kwhPrice: numberOpt({ min: 0 }).optional(),
@@ -70,8 +74,10 @@ export function formatSummary(r: RunRecord, costLines: string[]): string {
   const conv = (v: number) => toConvention(v, r.flopConvention);
   const perFrame = t.frames > 0 ? t.wallMs / t.frames : Number.NaN;
   const minuteFrames = r.video.fps * 60;
+  const g = r.sampler.guidance;
   const lines = [
     `${r.complete ? "done" : "INCOMPLETE"}: ${t.frames} frames ${r.video.width}x${r.video.height}, ${r.sampler.name} ${r.sampler.steps} steps = ${r.sampler.nfePerFrame} NFEs per frame (${t.nfe} NFEs, ${t.steps} steps in all) on ${r.backend.name}`,
+    ...(g ? [`guidance  ${describeGuidance(g)}`] : []),
     `wall      ${fmtMs(perFrame)} per frame, ${r.nfeTiming.medianMs !== null ? fmtMs(r.nfeTiming.medianMs) : "n/a"} per NFE (median; first call ${r.nfeTiming.warmupMs !== null ? fmtMs(r.nfeTiming.warmupMs) : "n/a"}), ${fmtMs(t.wallMs)} in all`,
     `compute   ${(conv(r.model.flopsPerNfe) / 1e9).toFixed(3)} G${unit} per NFE (counted; analytic ${(conv(r.model.flopsPerNfeAnalytic ?? Number.NaN) / 1e9).toFixed(3)}), ${(conv(t.flops) / 1e9).toFixed(2)} G${unit} in all; ${r.throughput.gflops.toFixed(2)} GFLOP/s = ${(100 * r.throughput.utilization).toFixed(0)}% of the calibrated ${r.calibration.gemmGflops.toFixed(1)} GFLOP/s GEMM peak`,
     `memory    peak RSS ${(r.memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak tensors ${(r.memory.peakTensorBytes / 2 ** 20).toFixed(1)} MiB`,
@@ -150,6 +156,7 @@ export async function generateCommand(o: Opts): Promise<number> {
       device: o.device,
       ortProfile: o.ortProfile,
       eta: o.eta,
+      guidance: { weight: o.guidance, guideDir: o.guide, fromT: o.guideFrom },
       convention: o.convention,
       onProgress: (p) => progress.update(p),
       shouldStop: () => stop,
@@ -236,6 +243,15 @@ export function register(program: Command): void {
     .option("--json", "print the run record as JSON on stdout and nothing else there")
     .option("--convention <name>", "flops (1 multiply-add = 2 FLOPs) or macs", "flops")
     .option("--eta <x>", "ddim: 0 deterministic, 1 DDPM-like")
+    .option(
+      "--guidance <w>",
+      "autoguidance weight: D + w (D - guide); 0 = off (default: the model folder's, from its model.json)",
+    )
+    .option(
+      "--guide <dir>",
+      "guide model: an early snapshot of the same training run (default: the model folder's)",
+    )
+    .option("--guide-from <t>", "guide only calls at timesteps t >= this (default: the model folder's)")
     .option("--local-price <usd>", "price of an hour of this machine, USD")
     .option("--watts <w>", "power draw of this machine while generating")
     .option("--kwh-price <usd>", "electricity price, USD per kWh")

@@ -6,6 +6,7 @@
  * `generate` and by each `sweep` cell.
  */
 
+import { join } from "node:path";
 import { frameRng } from "../diffusion/rng.ts";
 import { sampleFrame } from "../diffusion/sample.ts";
 import { makeSampler, samplerNames } from "../diffusion/samplers/index.ts";
@@ -21,7 +22,7 @@ import { onnxKernelCounter } from "../meter/onnx-flops.ts";
 import type { RunRecord } from "../meter/record.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
 import { VideoDiT } from "../model/dit.ts";
-import { loadWeights } from "../model/io.ts";
+import { type GuidanceDefaults, loadWeights } from "../model/io.ts";
 import { OnnxDiT } from "../model/onnx-export.ts";
 import { paramCount } from "../model/params.ts";
 import { UserError } from "../util/errors.ts";
@@ -49,6 +50,11 @@ export interface GenerationOptions {
   ortProfile?: boolean;
   /** DDIM's eta */
   eta?: number;
+  /**
+   * autoguidance: undefined = the model folder's own default (model.json "guidance", none if absent);
+   * a weight of 0 turns it off; fields given here replace the folder's
+   */
+  guidance?: Partial<Guidance>;
   convention: FlopConvention;
   /** reuse a calibration (sweeps calibrate once) */
   calibration?: { gemmGflops: number; backend: string };
@@ -64,6 +70,56 @@ export interface GenerationResult {
   clips: Float32Array[][];
   record: RunRecord;
   stopped: boolean;
+}
+
+/**
+ * Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): at a call
+ * with t >= fromT the prediction is D + weight * (D - G), where G is the same network less trained (the
+ * training run's early EMA snapshot). It pushes a sample away from where the weaker model errs, so shapes
+ * commit to clean outlines; each guided call costs a second network evaluation, metered as one.
+ */
+export interface Guidance {
+  /** the guide's model folder */
+  guideDir: string;
+  weight: number;
+  fromT: number;
+}
+
+/** The guidance a run uses: the model folder's default with `o` over it; null when off. */
+export function resolveGuidance(
+  modelDir: string,
+  defaults: GuidanceDefaults | undefined,
+  o: Partial<Guidance> | undefined,
+): Guidance | null {
+  const guideDir = o?.guideDir ?? (defaults ? join(modelDir, defaults.guide) : undefined);
+  const weight = o?.weight ?? defaults?.weight ?? (o?.guideDir ? DEFAULT_GUIDANCE_WEIGHT : 0);
+  const fromT = o?.fromT ?? defaults?.fromT ?? 0;
+  if (!(Number.isFinite(weight) && weight >= 0))
+    throw new UserError(`--guidance must be a number >= 0 (0 = off), got ${weight}`);
+  if (!(Number.isInteger(fromT) && fromT >= 0))
+    throw new UserError(`--guide-from must be an integer timestep >= 0, got ${fromT}`);
+  if (weight === 0) return null;
+  if (guideDir === undefined) {
+    throw new UserError(
+      `--guidance ${weight} needs a guide model, and ${join(modelDir, "model.json")} names none; pass --guide DIR (an early snapshot of the same training run)`,
+    );
+  }
+  return { guideDir, weight, fromT };
+}
+
+/** Guidance a user asks for with --guide DIR and no --guidance. */
+export const DEFAULT_GUIDANCE_WEIGHT = 2;
+
+/** The guide must be the same network (an earlier state of it): every NFE then costs the same. */
+export function checkGuide(main: ModelConfig, guide: ModelConfig, guideDir: string): void {
+  const differ = (Object.keys(main) as Array<keyof ModelConfig>).filter(
+    (k) => JSON.stringify(main[k]) !== JSON.stringify(guide[k]),
+  );
+  if (differ.length > 0) {
+    throw new UserError(
+      `guide ${guideDir} is not the same network as the model (${differ.map((k) => `${k} ${JSON.stringify(guide[k])} vs ${JSON.stringify(main[k])}`).join(", ")}); pass a snapshot of the same preset (checkpoints/<run>/snapshot-10min)`,
+    );
+  }
 }
 
 interface Network {
@@ -147,6 +203,8 @@ async function chooseBackend(o: GenerationOptions): Promise<{
 export interface LoadedNetwork {
   config: ModelConfig;
   net: Network;
+  /** the guide network and how it guides; null = unguided */
+  guide: { net: Network; guidance: Guidance } | null;
   backend: { name: string; reason: string; calibration: { gemmGflops: number; backend: string } };
   /** a fresh meter for one run, counting kernels the way this backend can */
   meter(): Meter;
@@ -156,17 +214,25 @@ export interface LoadedNetwork {
 export async function loadNetwork(o: GenerationOptions): Promise<LoadedNetwork> {
   checkGenerationOptions(o);
   const expect = o.preset ? PRESETS[o.preset] : undefined;
-  const { config, flat } = loadWeights(o.modelDir, expect);
+  const { config, flat, manifest } = loadWeights(o.modelDir, expect);
+  const guidance = resolveGuidance(o.modelDir, manifest.guidance, o.guidance);
+  const guideWeights = guidance ? loadWeights(guidance.guideDir) : null;
+  if (guidance && guideWeights) checkGuide(config, guideWeights.config, guidance.guideDir);
   const backend = await chooseBackend(o);
   if (backend.name === "onnx") {
-    const onnx = await OnnxDiT.create(config, flat, { threads: o.threads, device: o.device ?? "cpu" });
-    // FLOPs from the ONNX graph's nodes (optionally with ORT's own per-node times); no tfjs tensors are held
+    const make = (w: Float32Array) =>
+      OnnxDiT.create(config, w, { threads: o.threads, device: o.device ?? "cpu" });
+    const onnx = await make(flat);
+    const guide = guidance && guideWeights ? { net: await make(guideWeights.flat), guidance } : null;
+    // FLOPs from the ONNX graph's nodes (optionally with ORT's own per-node times); no tfjs tensors are held.
+    // The guide runs the same graph, so the model's counter serves its calls too
     const meter = () =>
       new Meter({ countKernels: onnxKernelCounter(onnx, { profile: o.ortProfile }), tensorBytes: () => 0 });
-    return { config, net: onnx, backend, meter };
+    return { config, net: onnx, guide, backend, meter };
   }
   // FLOPs from the tfjs kernels that actually ran
-  return { config, net: new VideoDiT(config, flat), backend, meter: () => new Meter() };
+  const guide = guidance && guideWeights ? { net: new VideoDiT(config, guideWeights.flat), guidance } : null;
+  return { config, net: new VideoDiT(config, flat), guide, backend, meter: () => new Meter() };
 }
 
 /**
@@ -178,35 +244,42 @@ export async function runGeneration(o: GenerationOptions, loaded?: LoadedNetwork
   checkGenerationOptions(o);
   const l = loaded ?? (await loadNetwork(o));
   try {
-    return await generateWith(o, l.config, l.net, l.meter(), l.backend);
+    return await generateWith(o, l, l.meter());
   } finally {
-    if (!loaded) l.net.dispose();
+    if (!loaded) {
+      l.net.dispose();
+      l.guide?.net.dispose();
+    }
   }
 }
 
-async function generateWith(
-  o: GenerationOptions,
-  cfg: ModelConfig,
-  net: Network,
-  meter: Meter,
-  backend: { name: string; reason: string; calibration: { gemmGflops: number; backend: string } },
-): Promise<GenerationResult> {
+async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter): Promise<GenerationResult> {
+  const { config: cfg, net, backend } = l;
   const schedule = makeSchedule("cosine", cfg.trainTimesteps);
   const sampler = makeSampler(o.sampler, schedule, { predictionType: cfg.prediction, eta: o.eta });
   checkSteps(o.steps, schedule.T);
   const K = cfg.contextFrames;
   const n = cfg.imageSize * cfg.imageSize * cfg.channels;
-  const metered = meter.wrap<Context>((x, t, ctx) => net.predict(x, [t], ctx.frames, ctx.mask, ctx.selfCond));
+  const call = (m: Network) =>
+    meter.wrap<Context>((x, t, ctx) => m.predict(x, [t], ctx.frames, ctx.mask, ctx.selfCond));
+  const metered = call(net);
+  const guide = l.guide ? { metered: call(l.guide.net), ...l.guide.guidance } : null;
   // wasm resolves its results as already-settled promises, so without this the loop never yields to the
   // event loop and Ctrl-C (or a sweep's stop message) would not be seen until the whole clip is done
   const network = async (x: Float32Array, t: number, ctx: Context) => {
     const y = await metered(x, t, ctx);
+    if (guide && t >= guide.fromT) {
+      const g = await guide.metered(x, t, ctx);
+      for (let i = 0; i < y.length; i++) y[i] += guide.weight * (y[i] - g[i]);
+    }
     await new Promise((resolve) => setImmediate(resolve));
     return y;
   };
   const clips: Float32Array[][] = [];
   let stopped = false;
-  const nfePerFrame = sampler.nfeFor(o.steps);
+  sampler.setTimesteps(o.steps);
+  const guidedCalls = guide ? sampler.timesteps.filter((t) => t >= guide.fromT).length : 0;
+  const nfePerFrame = sampler.nfeFor(o.steps) + guidedCalls;
   const nClips = o.clips ?? 1;
   let index = 0;
   for (let c = 0; c < nClips && !stopped; c++) {
@@ -272,6 +345,9 @@ async function generateWith(
       nfePerFrame,
       schedule: schedule.kind,
       spacing: "trailing",
+      guidance: guide
+        ? { kind: "autoguidance", guide: guide.guideDir, weight: guide.weight, fromT: guide.fromT }
+        : null,
     },
     video: { frames: done, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },
     seed: o.seed,

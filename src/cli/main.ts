@@ -7,6 +7,7 @@ import { register as registerCost } from "./cost.ts";
 import { register as registerDoctor } from "./doctor.ts";
 import { register as registerGenerate } from "./generate.ts";
 import { register as registerGpus } from "./gpus.ts";
+import { register as registerGuide } from "./guide.ts";
 import { register as registerPath } from "./path.ts";
 import { register as registerReport } from "./report.ts";
 import { register as registerSweep } from "./sweep.ts";
@@ -27,6 +28,7 @@ const registrations: Array<(p: Command) => void> = [
   registerSweep,
   registerDoctor,
   registerTrain,
+  registerGuide,
   registerReport,
   registerGpus,
   registerCost,

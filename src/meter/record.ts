@@ -80,6 +80,16 @@ export const RunRecordSchema = z.looseObject({
     nfePerFrame: count,
     schedule: z.string(),
     spacing: z.string(),
+    /** autoguidance (cli/generation.ts): its guide calls are NFEs like any other; null or absent = unguided */
+    guidance: z
+      .object({
+        kind: z.literal("autoguidance"),
+        guide: z.string(),
+        weight: nonNegative,
+        fromT: z.int().nonnegative(),
+      })
+      .nullable()
+      .optional(),
   }),
   video: z.object({
     frames: positiveInt,

@@ -1,8 +1,9 @@
 /**
  * Weight files: `model.json` (config, parameter layout, checksum, training
- * metadata) beside `weights.bin` (little-endian float32, parameters
- * concatenated in layout order). Loads with no network and refuses a file
- * whose shapes do not match the config it claims or the preset asked for.
+ * metadata) beside `weights.bin` (little-endian float32, or bfloat16 (the top
+ * 16 bits of a float32, rounded to nearest even) where `dtype` says so,
+ * parameters concatenated in layout order). Loads with no network and refuses
+ * a file whose shapes do not match the config it claims or the preset asked for.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
@@ -18,13 +19,50 @@ export interface WeightsManifest {
   format: typeof WEIGHTS_FORMAT;
   formatVersion: number;
   config: ModelConfig;
-  dtype: "float32";
+  dtype: WeightsDtype;
   weightsFile: string;
   byteLength: number;
   sha256: string;
   params: Array<{ name: string; shape: number[]; offset: number }>;
   /** free-form: how the weights were made (command, steps, wall time, machine) */
   training?: Record<string, unknown>;
+  /** the guidance generation uses by default with these weights (cli/guidance.ts) */
+  guidance?: GuidanceDefaults;
+}
+
+export type WeightsDtype = "float32" | "bfloat16";
+const BYTES: Record<WeightsDtype, number> = { float32: 4, bfloat16: 2 };
+
+/** Autoguidance defaults a model folder ships with: the guide folder (relative to the model's), weight, noise levels. */
+export interface GuidanceDefaults {
+  guide: string;
+  weight: number;
+  /** guide only calls at timesteps t >= fromT (the high-noise part, where a frame's layout is decided) */
+  fromT: number;
+}
+
+export interface SaveOptions {
+  /** default float32; bfloat16 halves the file (for a guide, whose small errors only scale the guidance) */
+  dtype?: WeightsDtype;
+  guidance?: GuidanceDefaults;
+}
+
+/** float32 -> bfloat16 bits, round to nearest even (NaN stays NaN). */
+export function toBfloat16(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < u.length; i++) {
+    const v = u[i];
+    if ((v & 0x7f800000) === 0x7f800000 && (v & 0x7fffff) !== 0) out[i] = (v >>> 16) | 0x40;
+    else out[i] = (v + 0x7fff + ((v >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+export function fromBfloat16(b: Uint16Array): Float32Array {
+  const u = new Uint32Array(b.length);
+  for (let i = 0; i < b.length; i++) u[i] = b[i] << 16;
+  return new Float32Array(u.buffer);
 }
 
 export interface LoadedWeights {
@@ -44,22 +82,26 @@ export function saveWeights(
   config: ModelConfig,
   flat: Float32Array,
   training?: Record<string, unknown>,
+  opts: SaveOptions = {},
 ): WeightsManifest {
+  const dtype = opts.dtype ?? "float32";
   if (flat.length !== paramCount(config)) {
     throw new Error(`saveWeights: ${flat.length} values for a model with ${paramCount(config)} parameters`);
   }
   mkdirSync(dir, { recursive: true });
-  const bytes = new Uint8Array(flat.buffer.slice(flat.byteOffset, flat.byteOffset + flat.byteLength));
+  const data = dtype === "bfloat16" ? toBfloat16(flat) : flat;
+  const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
   const manifest: WeightsManifest = {
     format: WEIGHTS_FORMAT,
     formatVersion: WEIGHTS_FORMAT_VERSION,
     config,
-    dtype: "float32",
+    dtype,
     weightsFile: "weights.bin",
     byteLength: bytes.byteLength,
     sha256: createHash("sha256").update(bytes).digest("hex"),
     params: paramSlots(config).map((s) => ({ name: s.name, shape: s.shape, offset: s.offset })),
     training,
+    ...(opts.guidance ? { guidance: opts.guidance } : {}),
   };
   writeAtomic(join(dir, "weights.bin"), bytes);
   writeAtomic(join(dir, "model.json"), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -99,6 +141,11 @@ export function loadWeights(dir: string, expect?: ModelConfig): LoadedWeights {
       `${manifestPath}: formatVersion ${manifest.formatVersion} is not supported (this framecost reads ${WEIGHTS_FORMAT_VERSION})`,
     );
   }
+  if (!(manifest.dtype in BYTES)) {
+    throw new UserError(
+      `${manifestPath}: dtype ${JSON.stringify(manifest.dtype)} is not supported (this framecost reads ${Object.keys(BYTES).join(", ")})`,
+    );
+  }
   const config = manifest.config;
   try {
     validateConfig(config);
@@ -132,7 +179,7 @@ export function loadWeights(dir: string, expect?: ModelConfig): LoadedWeights {
     throw new UserError(`${weightsPath} is missing; model.json names it as the weights file`);
   }
   const buf = readFileSync(weightsPath);
-  const expectedBytes = paramCount(config) * 4;
+  const expectedBytes = paramCount(config) * BYTES[manifest.dtype];
   if (buf.byteLength !== expectedBytes || buf.byteLength !== manifest.byteLength) {
     throw new UserError(
       `${weightsPath} has ${buf.byteLength} bytes, but the "${config.name}" model needs ${expectedBytes}: the file is truncated or corrupt`,
@@ -144,6 +191,7 @@ export function loadWeights(dir: string, expect?: ModelConfig): LoadedWeights {
       `${weightsPath} does not match the sha256 in model.json: the file is corrupt (restore it from git or retrain)`,
     );
   }
-  const flat = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  const raw = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+  const flat = manifest.dtype === "bfloat16" ? fromBfloat16(new Uint16Array(raw)) : new Float32Array(raw);
   return { manifest, config, flat };
 }

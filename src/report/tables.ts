@@ -28,6 +28,11 @@ const PREFIXES: [number, string][] = [
 ];
 
 /** 114945280 -> "114.9 M" (4 significant digits), for counts whose unit follows. */
+/** One line on the guidance of a run: what it is and what it adds to the NFEs. */
+export function describeGuidance(g: NonNullable<RunRecord["sampler"]["guidance"]>): string {
+  return `autoguidance weight ${g.weight} by ${g.guide} at t >= ${g.fromT}: each such step calls the guide too (its calls are in the NFEs; --guidance 0 turns it off)`;
+}
+
 export function si(value: number): string {
   const abs = Math.abs(value);
   for (const [scale, prefix] of PREFIXES) {
@@ -113,6 +118,7 @@ export function summaryTable(r: RunRecord, convention: FlopConvention): string {
       "sampler",
       `${r.sampler.name}, ${r.sampler.steps} steps, ${r.sampler.nfePerFrame} NFE per frame, ${r.sampler.schedule} schedule, ${r.sampler.spacing} spacing`,
     ],
+    ...(r.sampler.guidance ? [["guidance", describeGuidance(r.sampler.guidance)] as [string, string]] : []),
     [
       "video",
       `${r.totals.frames} of ${r.video.frames} frames written, ${r.video.width}x${r.video.height} at ${r.video.fps} fps`,

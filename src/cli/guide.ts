@@ -1,0 +1,73 @@
+/**
+ * `framecost guide MODEL --from SNAPSHOT`: give a model folder its autoguidance
+ * guide (cli/generation.ts): the snapshot's weights go into MODEL/guide in
+ * bfloat16 (half the bytes; a guide's rounding only scales the guidance a
+ * little), and MODEL/model.json names it with the weight and noise levels that
+ * generation then uses by default.
+ */
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { z } from "zod";
+import { loadWeights, saveWeights } from "../model/io.ts";
+import { UserError } from "../util/errors.ts";
+import { checkGuide } from "./generation.ts";
+import { intOpt, numberOpt, parseOptions, pathOpt } from "./options.ts";
+
+const schema = z.object({
+  from: pathOpt({ mustExist: "dir" }),
+  weight: numberOpt({ min: 0 }),
+  fromT: intOpt({ min: 0, max: 1000 }),
+});
+
+export const GUIDE_FOLDER = "guide";
+
+/** Writes the guide and the defaults; returns the guide's folder. */
+export function attachGuide(modelDir: string, snapshotDir: string, weight: number, fromT: number): string {
+  const model = loadWeights(modelDir);
+  const snap = loadWeights(snapshotDir);
+  checkGuide(model.config, snap.config, snapshotDir);
+  const dir = join(modelDir, GUIDE_FOLDER);
+  saveWeights(
+    dir,
+    snap.config,
+    snap.flat,
+    { ...snap.manifest.training, source: snapshotDir },
+    { dtype: "bfloat16" },
+  );
+  // the sha256 in model.json covers weights.bin only, so the manifest can take the defaults in place
+  const manifestPath = join(modelDir, "model.json");
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+  manifest.guidance = { guide: GUIDE_FOLDER, weight, fromT };
+  const tmp = `${manifestPath}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+    renameSync(tmp, manifestPath);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return dir;
+}
+
+export function register(program: Command): void {
+  program
+    .command("guide")
+    .description(
+      "give a model folder an autoguidance guide: an early EMA snapshot of the same training run (Karras et al. 2024)",
+    )
+    .argument("<model>", "model folder (model.json + weights.bin)")
+    .requiredOption(
+      "--from <dir>",
+      "the guide: a snapshot folder of the same run (checkpoints/<run>/snapshot-10min)",
+    )
+    .option("--weight <w>", "guidance weight w: D + w (D - guide)", "2")
+    .option("--from-t <t>", "guide only calls at timesteps t >= this (of 1000: the high-noise part)", "300")
+    .action((modelDir: string, raw: Record<string, unknown>) => {
+      const o = parseOptions(schema, raw);
+      if (o.weight === 0) throw new UserError("--weight 0 is no guidance; pass a weight above 0");
+      const dir = attachGuide(modelDir, o.from, o.weight, o.fromT);
+      process.stdout.write(
+        `${dir}: guide from ${o.from} (bfloat16); generation with ${modelDir} now guides with weight ${o.weight} at t >= ${o.fromT} (--guidance 0 turns it off)\n`,
+      );
+    });
+}
