@@ -27,7 +27,7 @@ try {
     "--steps",
     "20",
     "--sampler",
-    "dpmpp-2m",
+    "ddpm",
     "--backend",
     "wasm",
     "--seed",

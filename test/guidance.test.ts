@@ -48,7 +48,10 @@ describe("autoguidance", () => {
     const plain = await runGeneration(base);
     expect(plain.record.sampler.nfePerFrame).toBe(4);
     expect(plain.record.sampler.guidance).toBeNull();
-    const selfGuided = await runGeneration({ ...base, guidance: { guideDir: model, weight: 3, fromT: 500 } });
+    const selfGuided = await runGeneration({
+      ...base,
+      guidance: { guideDir: model, weight: 3, fromT: 500, frames: "all" },
+    });
     expect(same(selfGuided.frames, plain.frames)).toBe(true);
     // t >= 500: 999 and 749 call the guide too
     expect(selfGuided.record.sampler.nfePerFrame).toBe(6);
@@ -59,6 +62,8 @@ describe("autoguidance", () => {
       guide: model,
       weight: 3,
       fromT: 500,
+      frames: "all",
+      guideCallsPerFrame: 2,
     });
     // the guide is the same network, so the counted cost per NFE does not move
     expect(selfGuided.record.model.flopsPerNfe).toBeCloseTo(plain.record.model.flopsPerNfe, 0);
@@ -81,12 +86,36 @@ describe("autoguidance", () => {
     expect(w0.record.sampler.nfePerFrame).toBe(4);
   });
 
+  it("guiding first frames only: the frames with history are the unguided ones' given the same first frame", async () => {
+    const r = await runGeneration({
+      ...base,
+      frames: 3,
+      guidance: { guideDir: weaker, weight: 2, fromT: 500, frames: "first" },
+    });
+    expect(r.record.frames.map((f) => f.nfe)).toEqual([6, 4, 4]);
+    expect(r.record.sampler.nfePerFrame).toBe(4);
+    expect(r.record.sampler.guidance).toMatchObject({ frames: "first", guideCallsPerFrame: 2 });
+    const all = await runGeneration({
+      ...base,
+      frames: 3,
+      guidance: { guideDir: weaker, weight: 2, fromT: 500, frames: "all" },
+    });
+    expect(all.record.frames.map((f) => f.nfe)).toEqual([6, 6, 6]);
+    expect(same(all.frames.slice(0, 1), r.frames.slice(0, 1))).toBe(true);
+    expect(same(all.frames.slice(1), r.frames.slice(1))).toBe(false);
+  });
+
   it("a model folder's guide is the default; --guidance 0 turns it off; the guide is stored in bfloat16", async () => {
     const dir = join(root, "with-guide");
     cpSync(model, dir, { recursive: true });
-    attachGuide(dir, weaker, 2, 500);
+    attachGuide(dir, weaker, { weight: 2, fromT: 500, frames: "all" });
     expect(loadWeights(join(dir, "guide")).manifest.dtype).toBe("bfloat16");
-    expect(loadWeights(dir).manifest.guidance).toEqual({ guide: "guide", weight: 2, fromT: 500 });
+    expect(loadWeights(dir).manifest.guidance).toEqual({
+      guide: "guide",
+      weight: 2,
+      fromT: 500,
+      frames: "all",
+    });
     const byDefault = await runGeneration({ ...base, modelDir: dir });
     expect(byDefault.record.sampler.guidance).toMatchObject({ weight: 2, fromT: 500 });
     expect(byDefault.record.sampler.nfePerFrame).toBe(6);
@@ -116,17 +145,20 @@ describe("framecost guide / generate --guidance", () => {
     cpSync(model, dir, { recursive: true });
     const a = cli(["guide", dir, "--from", weaker, "--weight", "1.5", "--from-t", "600"]);
     expect(a.status).toBe(0);
-    expect(a.stdout).toMatch(/guides with weight 1\.5 at t >= 600/);
+    expect(a.stdout).toMatch(/guides first frames with weight 1\.5 at t >= 600/);
     expect(JSON.parse(readFileSync(join(dir, "model.json"), "utf8")).guidance).toEqual({
       guide: "guide",
       weight: 1.5,
       fromT: 600,
+      frames: "first",
     });
     const out = join(root, "cli-out");
     const g = cli([
       "generate",
       "--model",
       dir,
+      "--sampler",
+      "dpmpp-2m",
       "--frames",
       "1",
       "--steps",
@@ -137,9 +169,11 @@ describe("framecost guide / generate --guidance", () => {
       out,
     ]);
     expect(g.status).toBe(0);
-    // t >= 600: 999 and 749
-    expect(g.stdout).toMatch(/dpmpp-2m 4 steps = 6 NFEs per frame/);
-    expect(g.stdout).toMatch(/guidance {2}autoguidance weight 1\.5 by .*guide at t >= 600/);
+    // t >= 600: 999 and 749, on the first frame (the only one here)
+    expect(g.stdout).toMatch(/dpmpp-2m 4 steps = 4 NFEs per frame \(6 NFEs/);
+    expect(g.stdout).toMatch(
+      /guidance {2}autoguidance weight 1\.5 by .*guide at t >= 600: each first frame of a clip \(no history\) calls the guide 2 more times/,
+    );
     const bad = cli(["guide", dir, "--from", other]);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split("\n").at(-1)).toMatch(

@@ -37,6 +37,7 @@ const Options = z.object({
   guidance: numberOpt({ min: 0 }).optional(),
   guide: pathOpt({ mustExist: "dir" }).optional(),
   guideFrom: intOpt({ min: 0, max: 1000 }).optional(),
+  guideFrames: choiceOpt(["first", "all"]).optional(),
   localPrice: numberOpt({ min: 0 }).optional(),
   watts: numberOpt({ gt: 0 }).optional(),
   kwhPrice: numberOpt({ min: 0 }).optional(),
@@ -156,7 +157,7 @@ export async function generateCommand(o: Opts): Promise<number> {
       device: o.device,
       ortProfile: o.ortProfile,
       eta: o.eta,
-      guidance: { weight: o.guidance, guideDir: o.guide, fromT: o.guideFrom },
+      guidance: { weight: o.guidance, guideDir: o.guide, fromT: o.guideFrom, frames: o.guideFrames },
       convention: o.convention,
       onProgress: (p) => progress.update(p),
       shouldStop: () => stop,
@@ -227,7 +228,11 @@ export function register(program: Command): void {
       "generate a clip with the shipped model, metered; write frames, contact sheet, MP4, GIF, run.json",
     )
     .option("--steps <n>", "sampler steps per frame", "20")
-    .option("--sampler <name>", `sampler (${samplerNames().join(", ")})`, "dpmpp-2m")
+    .option(
+      "--sampler <name>",
+      `sampler (${samplerNames().join(", ")}); ddpm, the stochastic one, gives this model its cleanest shapes`,
+      "ddpm",
+    )
     .option("--frames <n>", "frames to generate, each conditioned on the ones before", "16")
     .option("--fps <n>", "frames per second of the video (a video minute = fps x 60 frames)", "24")
     .option("--seed <n>", "seed of the noise", "0")
@@ -252,6 +257,7 @@ export function register(program: Command): void {
       "guide model: an early snapshot of the same training run (default: the model folder's)",
     )
     .option("--guide-from <t>", "guide only calls at timesteps t >= this (default: the model folder's)")
+    .option("--guide-frames <which>", "first (frames with no history) or all (default: the model folder's)")
     .option("--local-price <usd>", "price of an hour of this machine, USD")
     .option("--watts <w>", "power draw of this machine while generating")
     .option("--kwh-price <usd>", "electricity price, USD per kWh")

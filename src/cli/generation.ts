@@ -22,7 +22,7 @@ import { onnxKernelCounter } from "../meter/onnx-flops.ts";
 import type { RunRecord } from "../meter/record.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
 import { VideoDiT } from "../model/dit.ts";
-import { type GuidanceDefaults, loadWeights } from "../model/io.ts";
+import { type GuidanceDefaults, type GuideFrames, loadWeights } from "../model/io.ts";
 import { OnnxDiT } from "../model/onnx-export.ts";
 import { paramCount } from "../model/params.ts";
 import { UserError } from "../util/errors.ts";
@@ -83,6 +83,8 @@ export interface Guidance {
   guideDir: string;
   weight: number;
   fromT: number;
+  /** "first": only frames with no history (made from nothing; later frames follow their context); "all" */
+  frames: GuideFrames;
 }
 
 /** The guidance a run uses: the model folder's default with `o` over it; null when off. */
@@ -94,6 +96,7 @@ export function resolveGuidance(
   const guideDir = o?.guideDir ?? (defaults ? join(modelDir, defaults.guide) : undefined);
   const weight = o?.weight ?? defaults?.weight ?? (o?.guideDir ? DEFAULT_GUIDANCE_WEIGHT : 0);
   const fromT = o?.fromT ?? defaults?.fromT ?? 0;
+  const frames = o?.frames ?? defaults?.frames ?? "all";
   if (!(Number.isFinite(weight) && weight >= 0))
     throw new UserError(`--guidance must be a number >= 0 (0 = off), got ${weight}`);
   if (!(Number.isInteger(fromT) && fromT >= 0))
@@ -104,7 +107,7 @@ export function resolveGuidance(
       `--guidance ${weight} needs a guide model, and ${join(modelDir, "model.json")} names none; pass --guide DIR (an early snapshot of the same training run)`,
     );
   }
-  return { guideDir, weight, fromT };
+  return { guideDir, weight, fromT, frames };
 }
 
 /** Guidance a user asks for with --guide DIR and no --guidance. */
@@ -268,7 +271,7 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
   // event loop and Ctrl-C (or a sweep's stop message) would not be seen until the whole clip is done
   const network = async (x: Float32Array, t: number, ctx: Context) => {
     const y = await metered(x, t, ctx);
-    if (guide && t >= guide.fromT) {
+    if (guide && t >= guide.fromT && (guide.frames === "all" || ctx.mask.every((m) => m === 0))) {
       const g = await guide.metered(x, t, ctx);
       for (let i = 0; i < y.length; i++) y[i] += guide.weight * (y[i] - g[i]);
     }
@@ -279,7 +282,8 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
   let stopped = false;
   sampler.setTimesteps(o.steps);
   const guidedCalls = guide ? sampler.timesteps.filter((t) => t >= guide.fromT).length : 0;
-  const nfePerFrame = sampler.nfeFor(o.steps) + guidedCalls;
+  // a frame with history; with guidance on first frames only, the first frame of a clip adds guidedCalls
+  const nfePerFrame = sampler.nfeFor(o.steps) + (guide?.frames === "all" ? guidedCalls : 0);
   const nClips = o.clips ?? 1;
   let index = 0;
   for (let c = 0; c < nClips && !stopped; c++) {
@@ -346,7 +350,14 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
       schedule: schedule.kind,
       spacing: "trailing",
       guidance: guide
-        ? { kind: "autoguidance", guide: guide.guideDir, weight: guide.weight, fromT: guide.fromT }
+        ? {
+            kind: "autoguidance",
+            guide: guide.guideDir,
+            weight: guide.weight,
+            fromT: guide.fromT,
+            frames: guide.frames,
+            guideCallsPerFrame: guidedCalls,
+          }
         : null,
     },
     video: { frames: done, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },

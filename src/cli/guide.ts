@@ -9,21 +9,26 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
-import { loadWeights, saveWeights } from "../model/io.ts";
+import { type GuidanceDefaults, loadWeights, saveWeights } from "../model/io.ts";
 import { UserError } from "../util/errors.ts";
 import { checkGuide } from "./generation.ts";
-import { intOpt, numberOpt, parseOptions, pathOpt } from "./options.ts";
+import { choiceOpt, intOpt, numberOpt, parseOptions, pathOpt } from "./options.ts";
 
 const schema = z.object({
   from: pathOpt({ mustExist: "dir" }),
   weight: numberOpt({ min: 0 }),
   fromT: intOpt({ min: 0, max: 1000 }),
+  frames: choiceOpt(["first", "all"]),
 });
 
 export const GUIDE_FOLDER = "guide";
 
 /** Writes the guide and the defaults; returns the guide's folder. */
-export function attachGuide(modelDir: string, snapshotDir: string, weight: number, fromT: number): string {
+export function attachGuide(
+  modelDir: string,
+  snapshotDir: string,
+  g: Omit<GuidanceDefaults, "guide">,
+): string {
   const model = loadWeights(modelDir);
   const snap = loadWeights(snapshotDir);
   checkGuide(model.config, snap.config, snapshotDir);
@@ -38,7 +43,7 @@ export function attachGuide(modelDir: string, snapshotDir: string, weight: numbe
   // the sha256 in model.json covers weights.bin only, so the manifest can take the defaults in place
   const manifestPath = join(modelDir, "model.json");
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
-  manifest.guidance = { guide: GUIDE_FOLDER, weight, fromT };
+  manifest.guidance = { guide: GUIDE_FOLDER, ...g } satisfies GuidanceDefaults;
   const tmp = `${manifestPath}.tmp-${process.pid}`;
   try {
     writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -62,12 +67,17 @@ export function register(program: Command): void {
     )
     .option("--weight <w>", "guidance weight w: D + w (D - guide)", "2")
     .option("--from-t <t>", "guide only calls at timesteps t >= this (of 1000: the high-noise part)", "300")
+    .option(
+      "--frames <which>",
+      "first: guide only frames with no history (later frames follow their context); all: every frame",
+      "first",
+    )
     .action((modelDir: string, raw: Record<string, unknown>) => {
       const o = parseOptions(schema, raw);
       if (o.weight === 0) throw new UserError("--weight 0 is no guidance; pass a weight above 0");
-      const dir = attachGuide(modelDir, o.from, o.weight, o.fromT);
+      const dir = attachGuide(modelDir, o.from, { weight: o.weight, fromT: o.fromT, frames: o.frames });
       process.stdout.write(
-        `${dir}: guide from ${o.from} (bfloat16); generation with ${modelDir} now guides with weight ${o.weight} at t >= ${o.fromT} (--guidance 0 turns it off)\n`,
+        `${dir}: guide from ${o.from} (bfloat16); generation with ${modelDir} now guides ${o.frames === "first" ? "first frames" : "every frame"} with weight ${o.weight} at t >= ${o.fromT} (--guidance 0 turns it off)\n`,
       );
     });
 }

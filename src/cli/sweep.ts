@@ -244,7 +244,8 @@ export async function runSweep(
     cells.push({
       sampler: s.sampler,
       steps: s.steps,
-      nfePerFrame: r.record.sampler.nfePerFrame,
+      // measured mean: guidance of first frames only adds calls to some frames
+      nfePerFrame: frames > 0 ? r.record.totals.nfe / frames : r.record.sampler.nfePerFrame,
       record: `cells/${s.id}.json`,
       quality: r.quality as SweepCell["quality"],
       wallMsPerFrame: frames > 0 ? r.record.totals.wallMs / frames : 0,

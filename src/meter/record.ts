@@ -87,6 +87,10 @@ export const RunRecordSchema = z.looseObject({
         guide: z.string(),
         weight: nonNegative,
         fromT: z.int().nonnegative(),
+        /** which frames are guided: "first" = frames with no history only (nfePerFrame then counts a frame with history) */
+        frames: z.enum(["first", "all"]),
+        /** guide calls a guided frame adds */
+        guideCallsPerFrame: count,
       })
       .nullable()
       .optional(),

@@ -39,7 +39,11 @@ export interface GuidanceDefaults {
   weight: number;
   /** guide only calls at timesteps t >= fromT (the high-noise part, where a frame's layout is decided) */
   fromT: number;
+  /** guide only frames with no history ("first") or every frame ("all") */
+  frames: GuideFrames;
 }
+
+export type GuideFrames = "first" | "all";
 
 export interface SaveOptions {
   /** default float32; bfloat16 halves the file (for a guide, whose small errors only scale the guidance) */

@@ -30,7 +30,8 @@ const PREFIXES: [number, string][] = [
 /** 114945280 -> "114.9 M" (4 significant digits), for counts whose unit follows. */
 /** One line on the guidance of a run: what it is and what it adds to the NFEs. */
 export function describeGuidance(g: NonNullable<RunRecord["sampler"]["guidance"]>): string {
-  return `autoguidance weight ${g.weight} by ${g.guide} at t >= ${g.fromT}: each such step calls the guide too (its calls are in the NFEs; --guidance 0 turns it off)`;
+  const which = g.frames === "first" ? "each first frame of a clip (no history)" : "each frame";
+  return `autoguidance weight ${g.weight} by ${g.guide} at t >= ${g.fromT}: ${which} calls the guide ${g.guideCallsPerFrame} more times (in the NFEs; --guidance 0 turns it off)`;
 }
 
 export function si(value: number): string {
