@@ -63,6 +63,43 @@ writeFileSync(
   `${JSON.stringify({ ...ev, samples: undefined }, null, 2)}\n`,
 );
 
+// autoguidance (cli/generation.ts): the folder's default guide, and what the weight and the noise levels it acts on change
+const guidance = manifest.guidance;
+if (guidance) console.error("evaluating without guidance...");
+const unguided: Evaluation | null = guidance
+  ? await evaluateModel(modelDir, { ...protocol, guidance: { weight: 0 } })
+  : null;
+type GuidanceRow = { weight: number; fromT: number; q: QualityFigures; shapes: ShapeFigures; nfe: number };
+const guidanceRows: GuidanceRow[] = [];
+if (guidance) {
+  const grid = [
+    ...[0, 1, 2, 3, 4].map((weight) => ({ weight, fromT: guidance.fromT })),
+    ...[0, 500, 700].filter((t) => t !== guidance.fromT).map((fromT) => ({ weight: guidance.weight, fromT })),
+  ];
+  for (const g of grid) {
+    console.error(`evaluating first frames with guidance weight ${g.weight} at t >= ${g.fromT}...`);
+    const e = await evaluateModel(modelDir, { ...protocol, longClips: 1, longFrames: 1, guidance: g });
+    const sampler = makeSampler(e.options.sampler, makeSchedule("cosine", config.trainTimesteps), {
+      predictionType: config.prediction,
+    });
+    sampler.setTimesteps(e.options.steps);
+    const guided = g.weight > 0 ? sampler.timesteps.filter((t) => t >= g.fromT).length : 0;
+    guidanceRows.push({
+      ...g,
+      q: e.firstFrame.generated,
+      shapes: e.firstFrame.shapes.generated,
+      nfe: sampler.timesteps.length + guided,
+    });
+  }
+}
+// the other scope, measured on long clips: why the default guides what it guides
+const otherScope = guidance?.frames === "first" ? "all" : "first";
+if (guidance) console.error(`evaluating long clips with guidance of ${otherScope} frames...`);
+const scoped: Evaluation | null = guidance
+  ? await evaluateModel(modelDir, { ...protocol, guidance: { frames: otherScope } })
+  : null;
+const guideManifest = guidance ? loadWeights(join(modelDir, guidance.guide)).manifest : null;
+
 // quality against training time: the EMA snapshots the trainer saved on the way. The checkpoint may have been
 // trained on past the shipped weights (with another recipe): those are reported apart, the last of them with the
 // full protocol (its first-frame figures are the same as the short protocol's: same clips, same seed)
@@ -87,6 +124,7 @@ async function evaluateSnapshots(dir: string, fullBeyond = Number.POSITIVE_INFIN
   for (const x of found) {
     const isFull = x === fullOne;
     console.error(`evaluating ${x.dir}${isFull ? " with the full protocol" : ""}...`);
+    // a snapshot folder has no guide: these are the network's own figures
     const e = await evaluateModel(x.dir, isFull ? protocol : { ...protocol, longClips: 2, longFrames: 2 });
     if (isFull) full = e;
     out.push({
@@ -195,10 +233,18 @@ const realFirst = Array.from(
 );
 const realClip = makeClip(HELD_OUT_SEED_BASE + 7, { frames: 16, size: S }).filter((_, i) => i % 2 === 0);
 const genClip = ev.samples.longClip.filter((_, i) => i % 2 === 0);
-const sheet = [...realFirst, ...ev.samples.firstFrames.slice(0, 8), ...realClip, ...genClip];
+const unguidedFirst = unguided ? unguided.samples.firstFrames.slice(0, 8) : [];
+const sheet = [
+  ...realFirst,
+  ...ev.samples.firstFrames.slice(0, 8),
+  ...unguidedFirst,
+  ...realClip,
+  ...genClip,
+];
 const labels = [
   ...realFirst.map((_, i) => `real ${i}`),
   ...ev.samples.firstFrames.slice(0, 8).map((_, i) => `gen ${i}`),
+  ...unguidedFirst.map((_, i) => `unguided ${i}`),
   ...realClip.map((_, i) => `real t${2 * i}`),
   ...genClip.map((_, i) => `gen t${2 * i}`),
 ];
@@ -312,6 +358,28 @@ const others: Array<{
 }> = [];
 for (const dir of args.slice(2)) {
   if (!existsSync(dir)) throw new Error(`no checkpoint folder ${dir}`);
+  if (existsSync(join(dir, "model.json"))) {
+    // a model folder (weights shipped before, say): its final weights, one row
+    console.error(`evaluating the model folder ${dir}...`);
+    const w = loadWeights(dir);
+    const t = w.manifest.training ?? {};
+    const e = await evaluateModel(dir, { ...protocol, longClips: 1, longFrames: 1, guidance: { weight: 0 } });
+    const sessions = (t.sessions as TrainSession[] | undefined) ?? [];
+    others.push({
+      dir,
+      sessions,
+      shape: w.config,
+      snapshots: [
+        {
+          minutes: Number(Number(t.wallMinutes).toFixed(1)),
+          step: Number(t.steps),
+          q: e.firstFrame.generated,
+          shapes: e.firstFrame.shapes.generated,
+        },
+      ],
+    });
+    continue;
+  }
   const { snapshots, shape } = await evaluateSnapshots(dir);
   others.push({ dir, sessions: readSessions(dir), snapshots, shape });
 }
@@ -326,7 +394,8 @@ const othersSection = () =>
     : `
 ## Other runs (not shipped)
 Runs with another recipe or another shape of the model (the shipped one: ${shapeOf(config)}), measured from
-their EMA snapshots with the same first-frame protocol, to compare with the shipped run at equal wall time.
+their EMA snapshots (or, for a model folder, its final weights) with the same first-frame protocol and no guidance,
+to compare with the shipped network's own figures above.
 ${others
   .map(
     (o) => `
@@ -335,6 +404,40 @@ ${others
 ${SNAPSHOT_HEAD}${o.snapshots.map((x) => snapshotRow(x, o.sessions)).join("")}`,
   )
   .join("")}`;
+const guideTraining = (guideManifest?.training ?? {}) as Record<string, unknown>;
+const guideTableRow = () =>
+  guidance && guideManifest
+    ? `| guide | \`${guidance.guide}/\`: this run's own EMA snapshot at ${String(guideTraining.snapshotMinutes)} minutes (step ${Number(guideTraining.step).toLocaleString("en-US")}), ${guideManifest.dtype}, ${(guideManifest.byteLength / 2 ** 20).toFixed(2)} MiB; generation guides with it by default (below) |\n`
+    : "";
+const longFigures = (x: Evaluation) =>
+  `frame ${x.options.longFrames} over frame 1 ${x.longClip.lastOverFirst.toFixed(2)}x, frame-${x.options.longFrames} compactness ${f3(x.longClip.shapes.last.compactness)}, motion ${x.longClip.motionGenerated.toFixed(4)}`;
+const scopeSentence = () =>
+  scoped && guidance
+    ? `Long clips (${ev.options.longClips} x ${ev.options.longFrames} frames) as shipped: ${longFigures(ev)}; guiding ${otherScope === "all" ? "every frame" : "first frames only"} instead: ${longFigures(scoped)} (real motion ${ev.longClip.motionReal.toFixed(4)}).`
+    : "";
+const guidanceSection = () => {
+  if (!guidance || !unguided) return "";
+  const u = unguided.firstFrame.shapes.generated;
+  const g = e.shapes.generated;
+  return `## Guidance: what it buys and what it costs
+Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): where t >= ${guidance.fromT}, each call's
+prediction D becomes D + w (D - G), G the guide's prediction for the same input: the network less trained, which errs the same
+way but more. The difference points away from those errors, so a sample commits to a shape instead of drifting between them.
+This model guides ${guidance.frames === "first" ? "the first frame of a clip only (made from nothing)" : "every frame, the first (made from nothing) and those that follow their context"}
+with weight ${guidance.weight}. ${scopeSentence()}
+\`framecost generate --guidance 0\` turns it off, \`--guidance W --guide-from T --guide-frames first|all\` changes it.
+Every guide call is a network evaluation, metered and priced like the model's.
+
+Guided, ${ev.options.steps}-step first frames: compactness ${f3(g.compactness)} (unguided ${f3(u.compactness)}; real ${f3(e.shapes.real.compactness)}),
+specks ${g.specksPerFrame.toFixed(2)} per frame (unguided ${u.specksPerFrame.toFixed(2)}). By weight and by the noise levels it acts on
+(first frames, ${ev.options.sampler}, ${ev.options.steps} steps, the same ${ev.options.clips} noises; NFE = network calls for one first frame):
+
+| weight | guided at t >= | NFE | SWD pixels | SWD patches | palette error | compactness | specks / frame | empty frames |
+|---|---|---|---|---|---|---|---|---|
+${guidanceRows.map((r) => `| ${r.weight} | ${r.weight === 0 ? "-" : r.fromT} | ${r.nfe} | ${f3(r.q.swdPixels)} | ${f3(r.q.swdPatches)} | ${f3(r.q.paletteError)} | ${shapeCells(r.shapes)} |`).join("\n")}
+
+`;
+};
 const flops = analyticFlopsPerCall(config, "flops", 1);
 // the recipe of the last session (a resumed run may change it; the commands above say how)
 const batchOpts = training.batchOptions as BatchOptions;
@@ -363,7 +466,7 @@ A frame with no history uses a learned empty context (trained with context dropo
 | FLOPs per network call | ${(flops / 1e6).toFixed(1)} MFLOP at batch 1 (1 multiply-add = 2 FLOPs; ${(flops / 2e6).toFixed(1)} M MACs), analytic, equal to the metered count |
 | prediction | ${config.prediction} (v-prediction), cosine noise schedule, ${config.trainTimesteps} training timesteps |
 | weights | \`model.json\` (config, layout, sha256) + \`weights.bin\` (little-endian float32, EMA weights) |
-
+${guideTableRow()}
 ## Training
 | | |
 |---|---|
@@ -378,7 +481,9 @@ A frame with no history uses a learned empty context (trained with context dropo
 ![loss](loss.png)
 
 ## Samples
-Rows: 8 real first frames (held out); 8 generated first frames (${ev.options.sampler}, ${ev.options.steps} steps); a real clip; a generated clip
+Rows: 8 real first frames (held out); 8 generated first frames (${ev.options.sampler}, ${ev.options.steps} steps${guidance ? ", guided as below" : ""});${
+  unguided ? " the same 8 from the same noises without guidance;" : ""
+} a real clip; a generated clip
 (${ev.options.sampler}, ${ev.options.longSteps} steps per frame, each frame conditioned on the ones before), every second frame.
 
 ![real and generated frames](samples.png)
@@ -396,8 +501,8 @@ real frames' palette. Lower is better. ${ev.options.clips} generated first frame
 
 | first frame | SWD pixels | SWD patches | palette error |
 |---|---|---|---|
-${row(`generated, ${ev.options.steps} steps`, e.generated)}
-${row("generated, 1 step", e.oneStep)}
+${row(`generated, ${ev.options.steps} steps${guidance ? " (guided)" : ""}`, e.generated)}
+${unguided ? `${row(`generated, ${ev.options.steps} steps, without guidance`, unguided.firstFrame.generated)}\n` : ""}${row("generated, 1 step", e.oneStep)}
 ${row("pure noise", e.noise)}
 ${row(`${ev.options.clips} other real frames (the floor at this sample size)`, e.heldOut)}
 
@@ -420,11 +525,11 @@ in pixel edges: a square 0.785, a digital disc about 0.62, ragged outlines lower
 | frames | shapes / frame | compactness (area-weighted) | specks / frame | empty frames |
 |---|---|---|---|---|
 ${shapeRow(`real first frames (${ev.options.referenceClips} held out)`, e.shapes.real)}
-${shapeRow(`generated first frames (${ev.options.steps} steps)`, e.shapes.generated)}
-${shapeRow(`real clips, all ${ev.options.longFrames} frames`, l.shapes.real)}
+${shapeRow(`generated first frames (${ev.options.steps} steps${guidance ? ", guided" : ""})`, e.shapes.generated)}
+${unguided ? `${shapeRow(`generated first frames (${ev.options.steps} steps), without guidance`, unguided.firstFrame.shapes.generated)}\n` : ""}${shapeRow(`real clips, all ${ev.options.longFrames} frames`, l.shapes.real)}
 ${shapeRow(`generated clips, frame ${ev.options.longFrames}`, l.shapes.last)}
 
-First frames by sampler (${ev.options.steps} steps each, the same ${ev.options.clips} starting noises; ${ev.options.sampler} is the one above).
+First frames by sampler (${ev.options.steps} steps each, the same ${ev.options.clips} starting noises${guidance ? ", the same guidance" : ""}; ${ev.options.sampler} is the one above).
 ddpm is the one stochastic sampler here (ddim with eta 1 takes the same update): it adds fresh noise at every step,
 which can wash out some of the network's earlier errors; the rows show what that changes for this model.
 
@@ -433,8 +538,8 @@ which can wash out some of the network's earlier errors; the rows show what that
 | ${ev.options.sampler} | ${f3(e.generated.swdPixels)} | ${f3(e.generated.swdPatches)} | ${f3(e.generated.paletteError)} | ${shapeCells(e.shapes.generated)} |
 ${samplerRows.map((x) => `| ${x.name} | ${f3(x.q.swdPixels)} | ${f3(x.q.swdPatches)} | ${f3(x.q.paletteError)} | ${shapeCells(x.shapes)} |`).join("\n")}
 
-## Where the shapes go wrong
-The same ${ev.options.clips} starting noises, sampled (${ev.options.sampler}, ${ev.options.steps} steps) with the exact denoiser of ${ORACLE_REFS} training first frames
+${guidanceSection()}## Where the shapes go wrong
+The same ${ev.options.clips} starting noises, sampled (${ev.options.sampler}, ${ev.options.steps} steps, no guidance) with the exact denoiser of ${ORACLE_REFS} training first frames
 (\`src/diffusion/ideal.ts\`: the true posterior mean for that set) wherever t >= tau, and with the network below tau.
 tau ${config.trainTimesteps} is the network alone; tau 0 the exact denoiser alone (it can only give back training frames).
 The tau at which the shapes become clean tells which noise levels the network gets wrong.
@@ -446,14 +551,19 @@ ${oracleRows.map((r) => `| ${r.tau === config.trainTimesteps ? `${r.tau} (networ
 ![first frames by tau](oracle.png)
 
 ## Quality against training time
-EMA snapshots saved during training (first frames, ${ev.options.steps} steps, same protocol). A shorter run with its own
+EMA snapshots saved during training (first frames, ${ev.options.steps} steps, same protocol${guidance ? "; without guidance (a snapshot has no guide), so the final row is the unguided one" : ""}). A shorter run with its own
 learning-rate decay may do a little better at the same time. The loss weighting of each snapshot's run is in the last column.
 
 ${SNAPSHOT_HEAD}${snapshots
   .filter((x) => x.step <= shippedStep)
   .map((x) => snapshotRow(x))
   .join("")}${snapshotRow(
-  { minutes: Number(minutes), step: log.steps, q: e.generated, shapes: e.shapes.generated },
+  {
+    minutes: Number(minutes),
+    step: log.steps,
+    q: (unguided ?? ev).firstFrame.generated,
+    shapes: (unguided ?? ev).firstFrame.shapes.generated,
+  },
   sessions,
   `${minutes} (final)`,
 )}

@@ -143,7 +143,18 @@ describe("framecost guide / generate --guidance", () => {
   it("attaches a guide, then generate guides by default and says so", () => {
     const dir = join(root, "cli-model");
     cpSync(model, dir, { recursive: true });
-    const a = cli(["guide", dir, "--from", weaker, "--weight", "1.5", "--from-t", "600"]);
+    const a = cli([
+      "guide",
+      dir,
+      "--from",
+      weaker,
+      "--weight",
+      "1.5",
+      "--from-t",
+      "600",
+      "--frames",
+      "first",
+    ]);
     expect(a.status).toBe(0);
     expect(a.stdout).toMatch(/guides first frames with weight 1\.5 at t >= 600/);
     expect(JSON.parse(readFileSync(join(dir, "model.json"), "utf8")).guidance).toEqual({
@@ -179,5 +190,13 @@ describe("framecost guide / generate --guidance", () => {
     expect(bad.stderr.trim().split("\n").at(-1)).toMatch(
       /is not the same network as the model \(depth 1 vs 2\)/,
     );
+    // the defaults: weight 2 from t 300, every frame
+    expect(cli(["guide", dir, "--from", weaker]).status).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, "model.json"), "utf8")).guidance).toEqual({
+      guide: "guide",
+      weight: 2,
+      fromT: 300,
+      frames: "all",
+    });
   }, 150_000);
 });

@@ -69,8 +69,8 @@ export function register(program: Command): void {
     .option("--from-t <t>", "guide only calls at timesteps t >= this (of 1000: the high-noise part)", "300")
     .option(
       "--frames <which>",
-      "first: guide only frames with no history (later frames follow their context); all: every frame",
-      "first",
+      "all: every frame; first: only frames with no history (a clip's first, made from nothing)",
+      "all",
     )
     .action((modelDir: string, raw: Record<string, unknown>) => {
       const o = parseOptions(schema, raw);
