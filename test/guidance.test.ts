@@ -75,7 +75,8 @@ describe("autoguidance", () => {
       runGeneration({ ...base, guidance: { guideDir: weaker, weight, fromT: 0 } });
     const dist = (a: Float32Array[]) => {
       let d = 0;
-      a.forEach((f, i) => f.forEach((v, j) => (d += Math.abs(v - plain.frames[i][j]))));
+      for (const [i, f] of a.entries())
+        for (const [j, v] of f.entries()) d += Math.abs(v - plain.frames[i][j]);
       return d;
     };
     const [w1, w2, w0] = [await g(1), await g(2), await g(0)];

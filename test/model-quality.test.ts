@@ -37,15 +37,31 @@ describe("shipped model quality (models/tiny)", () => {
     expect(f.shapes.generated.compactness).toBeCloseTo(PIN.compactness, 3);
     expect(f.shapes.generated.specksPerFrame).toBeCloseTo(PIN.specks, 3);
   }, 300_000);
+
+  it("its guide (models/tiny/guide, on by default) makes cleaner shapes than the network alone, from the same noises", async () => {
+    // the guided figures are the first test's (pinned there); here the same first frames without guidance
+    const alone = await evaluateModel("models/tiny", {
+      ...protocol,
+      longClips: 1,
+      longFrames: 1,
+      guidance: { weight: 0 },
+    });
+    const a = alone.firstFrame.shapes.generated;
+    expect(PIN.compactness).toBeGreaterThan(a.compactness + 0.05);
+    expect(a.compactness).toBeCloseTo(PIN.unguidedCompactness, 3);
+    expect(a.specksPerFrame).toBeCloseTo(PIN.unguidedSpecks, 3);
+  }, 300_000);
 });
 
 // measured with this protocol on the shipped weights (scripts/model-card.ts reports the larger protocol)
 const PIN = {
-  gen: 0.2089,
-  oneStep: 0.448,
+  gen: 0.12359,
+  oneStep: 0.41503,
   noise: 0.72206,
-  lastOverFirst: 0.965,
+  lastOverFirst: 0.957,
   realCompactness: 0.66124,
-  compactness: 0.514,
-  specks: 1.15625,
+  compactness: 0.65475,
+  specks: 0.125,
+  unguidedCompactness: 0.57913,
+  unguidedSpecks: 0.5,
 };

@@ -11,7 +11,7 @@ import { type QualityFigures, qualityFigures } from "../quality/metrics.ts";
 import { heldOutFrames } from "../quality/reference.ts";
 import { type ShapeFigures, shapeFigures } from "../quality/shapes.ts";
 import { Rng } from "../util/rng.ts";
-import { runGeneration } from "./generation.ts";
+import { type Guidance, runGeneration } from "./generation.ts";
 
 export interface EvaluationOptions {
   modelDir: string;
@@ -27,12 +27,14 @@ export interface EvaluationOptions {
   referenceClips: number;
   seed: number;
   backend: string;
+  /** autoguidance over the model folder's default (generation.ts); undefined = the folder's default */
+  guidance?: Partial<Guidance>;
 }
 
 export const DEFAULT_EVALUATION: Omit<EvaluationOptions, "modelDir"> = {
   clips: 32,
   steps: 50,
-  sampler: "dpmpp-2m",
+  sampler: "ddpm",
   longClips: 8,
   longFrames: 16,
   longSteps: 20,
@@ -91,6 +93,7 @@ export async function evaluateModel(
       fps: 24,
       seed: o.seed,
       backend: o.backend,
+      guidance: o.guidance,
       convention: "flops",
     });
   const first = await gen(o.steps, 1, o.clips);

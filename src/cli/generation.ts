@@ -115,9 +115,8 @@ export const DEFAULT_GUIDANCE_WEIGHT = 2;
 
 /** The guide must be the same network (an earlier state of it): every NFE then costs the same. */
 export function checkGuide(main: ModelConfig, guide: ModelConfig, guideDir: string): void {
-  const differ = (Object.keys(main) as Array<keyof ModelConfig>).filter(
-    (k) => JSON.stringify(main[k]) !== JSON.stringify(guide[k]),
-  );
+  const keys = [...new Set([...Object.keys(main), ...Object.keys(guide)])] as Array<keyof ModelConfig>;
+  const differ = keys.filter((k) => JSON.stringify(main[k]) !== JSON.stringify(guide[k]));
   if (differ.length > 0) {
     throw new UserError(
       `guide ${guideDir} is not the same network as the model (${differ.map((k) => `${k} ${JSON.stringify(guide[k])} vs ${JSON.stringify(main[k])}`).join(", ")}); pass a snapshot of the same preset (checkpoints/<run>/snapshot-10min)`,

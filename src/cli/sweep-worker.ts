@@ -34,9 +34,10 @@ let loaded: { key: string; network: LoadedNetwork } | undefined;
 let reference: { key: string; frames: Float32Array[] } | undefined;
 
 async function network(o: CellRequest["options"]): Promise<LoadedNetwork> {
-  const key = JSON.stringify([o.modelDir, o.preset, o.backend, o.threads, o.device]);
+  const key = JSON.stringify([o.modelDir, o.preset, o.backend, o.threads, o.device, o.guidance]);
   if (loaded?.key !== key) {
     loaded?.network.net.dispose();
+    loaded?.network.guide?.net.dispose();
     loaded = undefined;
     loaded = { key, network: await loadNetwork(o) };
   }
