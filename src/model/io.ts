@@ -26,7 +26,7 @@ export interface WeightsManifest {
   params: Array<{ name: string; shape: number[]; offset: number }>;
   /** free-form: how the weights were made (command, steps, wall time, machine) */
   training?: Record<string, unknown>;
-  /** the guidance generation uses by default with these weights (cli/guidance.ts) */
+  /** the guidance generation uses by default with these weights (cli/generation.ts; written by `framecost guide`) */
   guidance?: GuidanceDefaults;
 }
 
@@ -48,7 +48,6 @@ export type GuideFrames = "first" | "all";
 export interface SaveOptions {
   /** default float32; bfloat16 halves the file (for a guide, whose small errors only scale the guidance) */
   dtype?: WeightsDtype;
-  guidance?: GuidanceDefaults;
 }
 
 /** float32 -> bfloat16 bits, round to nearest even (NaN stays NaN). */
@@ -105,7 +104,6 @@ export function saveWeights(
     sha256: createHash("sha256").update(bytes).digest("hex"),
     params: paramSlots(config).map((s) => ({ name: s.name, shape: s.shape, offset: s.offset })),
     training,
-    ...(opts.guidance ? { guidance: opts.guidance } : {}),
   };
   writeAtomic(join(dir, "weights.bin"), bytes);
   writeAtomic(join(dir, "model.json"), `${JSON.stringify(manifest, null, 2)}\n`);
