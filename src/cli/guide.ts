@@ -2,14 +2,14 @@
  * `framecost guide MODEL --from SNAPSHOT`: give a model folder its autoguidance
  * guide (cli/generation.ts): the snapshot's weights go into MODEL/guide in
  * bfloat16 (half the bytes; rounding each weight within 2^-8 moved the
- * shipped model's guided first-frame compactness by 0.005), and MODEL/model.json names it with the weight and noise levels that
- * generation then uses by default.
+ * shipped model's guided first-frame compactness by 0.005), and
+ * MODEL/model.json names it with the weight and noise levels that generation
+ * then uses by default.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
-import { type GuidanceDefaults, loadWeights, saveWeights } from "../model/io.ts";
+import { type GuidanceDefaults, loadWeights, saveWeights, setGuidanceDefaults } from "../model/io.ts";
 import { UserError } from "../util/errors.ts";
 import { checkGuide } from "./generation.ts";
 import { choiceOpt, intOpt, numberOpt, parseOptions, pathOpt } from "./options.ts";
@@ -40,17 +40,7 @@ export function attachGuide(
     { ...snap.manifest.training, source: snapshotDir },
     { dtype: "bfloat16" },
   );
-  // the sha256 in model.json covers weights.bin only, so the manifest can take the defaults in place
-  const manifestPath = join(modelDir, "model.json");
-  const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
-  manifest.guidance = { guide: GUIDE_FOLDER, ...g } satisfies GuidanceDefaults;
-  const tmp = `${manifestPath}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
-    renameSync(tmp, manifestPath);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
+  setGuidanceDefaults(modelDir, { guide: GUIDE_FOLDER, ...g });
   return dir;
 }
 

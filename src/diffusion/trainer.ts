@@ -5,7 +5,7 @@
  * EMA on the main thread in plain JS, warm-up then cosine learning-rate decay
  * over the step or time budget, checkpoints it can resume from.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
@@ -13,7 +13,7 @@ import { HELD_OUT_SEED_BASE } from "../data/clips.ts";
 import { defaultBackends, type ModuleLoader } from "../engine/backend.ts";
 import { probeOnnx, requireOnnx } from "../engine/onnx.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { saveWeights } from "../model/io.ts";
+import { saveWeights, writeAtomic } from "../model/io.ts";
 import { initParams, paramCount } from "../model/params.ts";
 import { RuntimeFailure, UserError } from "../util/errors.ts";
 import { mixSeed } from "../util/rng.ts";
@@ -115,12 +115,6 @@ function minutesOf(ms: number): number {
 function lossWeightingName(gamma: number, floor: number, prediction: string): string {
   if (gamma <= 0) return `uniform (${prediction === "v" ? "v" : "noise"}-prediction MSE)`;
   return floor > 0 ? `min-SNR-${gamma}, SNR floor ${floor}` : `min-SNR-${gamma}`;
-}
-
-function writeAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 function startWorker(

@@ -74,7 +74,8 @@ export interface LoadedWeights {
   flat: Float32Array;
 }
 
-function writeAtomic(path: string, data: string | Uint8Array): void {
+/** Writes to a temporary name beside `path`, then renames: a reader never sees half a file. */
+export function writeAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data);
   renameSync(tmp, path);
@@ -108,6 +109,13 @@ export function saveWeights(
   writeAtomic(join(dir, "weights.bin"), bytes);
   writeAtomic(join(dir, "model.json"), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
+}
+
+/** Names a guide and its defaults in a model folder's model.json (its sha256 covers weights.bin only). */
+export function setGuidanceDefaults(dir: string, guidance: GuidanceDefaults): void {
+  const path = join(dir, "model.json");
+  const manifest: WeightsManifest = JSON.parse(readFileSync(path, "utf8"));
+  writeAtomic(path, `${JSON.stringify({ ...manifest, guidance }, null, 2)}\n`);
 }
 
 /**
