@@ -1,38 +1,26 @@
 /**
- * Opens report.html in a real headless Chromium (Debian's, installed by
- * .ci/run): it must render with no console errors, no request leaving the
- * file, and every plot present with a real size. Screenshots go to os.tmpdir().
+ * Opens report.html in a real headless Chromium (the one @sparticuz/chromium
+ * ships inside npm, or FRAMECOST_CHROMIUM's): it must render with no console
+ * errors, no request leaving the file, every plot present with a real size,
+ * and text drawn with real glyphs. Screenshots go to os.tmpdir().
  */
-import { existsSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeRunReport, writeSweepOutputs } from "../src/report/html.ts";
 import { syntheticRunRecord, syntheticSweep } from "./fixtures/report-fixtures.ts";
-
-const CHROMIUM = process.env.FRAMECOST_CHROMIUM ?? "/usr/bin/chromium";
+import { launchChromium } from "./helpers/browser.ts";
 
 let dir: string;
 let browser: Browser | undefined;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "framecost-report-browser-"));
-  if (!existsSync(CHROMIUM)) return; // the test below fails with the reason
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -41,12 +29,7 @@ afterAll(async () => {
 });
 
 function needBrowser(): Browser {
-  if (!browser) {
-    throw new Error(
-      `chromium not found at ${CHROMIUM}: install Debian's with \`apt-get install -y chromium\` ` +
-        "(.ci/run does this) or point FRAMECOST_CHROMIUM at a Chromium binary; the HTML report test needs a real browser",
-    );
-  }
+  if (!browser) throw new Error("chromium did not start");
   return browser;
 }
 
@@ -99,7 +82,42 @@ async function openAndCheck(htmlPath: string, shotName: string): Promise<PageChe
   }
 }
 
+/** Dark pixels of a screenshot: text drawn without fonts leaves (almost) none. */
+async function darkPixels(png: Buffer): Promise<number> {
+  const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
+  let dark = 0;
+  for (let i = 0; i < info.width * info.height; i++) if (data[i] < 128) dark++;
+  return dark;
+}
+
 describe("report.html in headless Chromium", () => {
+  it("draws text with real glyphs (fonts are there)", async () => {
+    const page = await needBrowser().newPage({ viewport: { width: 400, height: 80 } });
+    try {
+      const shot = async (text: string) => {
+        await page.setContent(
+          `<body style="margin:0;background:#fff"><p style="font:32px sans-serif;color:#000">${text}</p></body>`,
+        );
+        return darkPixels(await page.screenshot());
+      };
+      const blank = await shot("&nbsp;");
+      const text = await shot("framecost $0.0369");
+      expect(blank).toBe(0);
+      // 17 glyphs at 32 px: thousands of inked pixels; tofu boxes or nothing would be far fewer or none
+      expect(text).toBeGreaterThan(1500);
+      // the same string in monospace differs: a font, not one fallback box per glyph
+      const mono = await (async () => {
+        await page.setContent(
+          `<body style="margin:0;background:#fff"><p style="font:32px monospace;color:#000">framecost $0.0369</p></body>`,
+        );
+        return darkPixels(await page.screenshot());
+      })();
+      expect(mono).toBeGreaterThan(1500);
+    } finally {
+      await page.close();
+    }
+  });
+
   it("renders the sweep report with every plot, no console errors and no network", async () => {
     const out = join(dir, "sweep");
     const sweep = syntheticSweep();
