@@ -6,7 +6,6 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_EVALUATION, type Evaluation, evaluateModel } from "../src/cli/evaluate.ts";
 import { HELD_OUT_SEED_BASE, makeClip } from "../src/data/clips.ts";
 import { makeIdealDenoiser } from "../src/diffusion/ideal.ts";
 import { addNoise, predX0 } from "../src/diffusion/prediction.ts";
@@ -26,6 +25,7 @@ import { paramCount } from "../src/model/params.ts";
 import type { QualityFigures } from "../src/quality/metrics.ts";
 import { type ShapeFigures, shapeFigures } from "../src/quality/shapes.ts";
 import { renderSvg, svgToPng } from "../src/report/plots.ts";
+import { DEFAULT_EVALUATION, type Evaluation, evaluateModel } from "../src/run/evaluate.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const args = process.argv.slice(2).filter((a) => a !== "--quick");
@@ -63,7 +63,7 @@ writeFileSync(
   `${JSON.stringify({ ...ev, samples: undefined }, null, 2)}\n`,
 );
 
-// autoguidance (cli/generation.ts): the folder's default guide, and what the weight and the noise levels it acts on change
+// autoguidance (run/generation.ts): the folder's default guide, and what the weight and the noise levels it acts on change
 const guidance = manifest.guidance;
 if (guidance) console.error("evaluating without guidance...");
 const unguided: Evaluation | null = guidance

@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runGeneration } from "../src/cli/generation.ts";
 import { tf } from "../src/engine/tf.ts";
 import { parseRunRecord } from "../src/meter/record.ts";
 import { PRESETS } from "../src/model/config.ts";
 import { saveWeights } from "../src/model/io.ts";
 import { initParams } from "../src/model/params.ts";
+import { runGeneration } from "../src/run/generation.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const root = mkdtempSync(join(tmpdir(), "framecost-gen-"));

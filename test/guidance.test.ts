@@ -3,12 +3,12 @@ import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runGeneration } from "../src/cli/generation.ts";
 import { attachGuide } from "../src/cli/guide.ts";
 import { tf } from "../src/engine/tf.ts";
 import { PRESETS } from "../src/model/config.ts";
 import { loadWeights, saveWeights } from "../src/model/io.ts";
 import { initParams } from "../src/model/params.ts";
+import { runGeneration } from "../src/run/generation.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const root = mkdtempSync(join(tmpdir(), "framecost-guide-"));

@@ -3,7 +3,7 @@
  * wasm backend (deterministic): the model card's claims, pinned.
  */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_EVALUATION, evaluateModel } from "../src/cli/evaluate.ts";
+import { DEFAULT_EVALUATION, evaluateModel } from "../src/run/evaluate.ts";
 
 // a lighter protocol than the model card's, so CI stays quick; same seed, same backend
 const protocol = {

@@ -4,12 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { runGeneration } from "../src/cli/generation.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
 import { applySelfCond, lossWeight, makeTrainBatch } from "../src/diffusion/train-batch.ts";
 import { type ModelConfig, PRESETS, patchInputDim, patchOutputDim } from "../src/model/config.ts";
 import { prepareInputs, unpatchify } from "../src/model/dit.ts";
 import { loadWeights } from "../src/model/io.ts";
+import { runGeneration } from "../src/run/generation.ts";
 
 const root = mkdtempSync(join(tmpdir(), "framecost-train-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -63,7 +63,7 @@ export function register(program: Command): void {
       // the native engine (generation only), listed after the tfjs backends with its version, threads, GEMM
       const { onnxStatus } = await import("../engine/onnx-backend.ts");
       data.backends.push(await onnxStatus());
-      // generate's default: the available backend with the fastest calibrated GEMM (see cli/generation.ts)
+      // generate's default: the available backend with the fastest calibrated GEMM (see run/generation.ts)
       const fastest = data.backends
         .filter((b) => b.available && b.gemmGflops !== undefined)
         .sort((a, b) => (b.gemmGflops ?? 0) - (a.gemmGflops ?? 0))[0];

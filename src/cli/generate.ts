@@ -15,8 +15,8 @@ import { conventionUnit, toConvention } from "../meter/flops.ts";
 import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
 import { presetNames } from "../model/config.ts";
 import { describeGuidance } from "../report/tables.ts";
+import { checkGenerationOptions, runGeneration } from "../run/generation.ts";
 import { UserError } from "../util/errors.ts";
-import { checkGenerationOptions, runGeneration } from "./generation.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const Options = z.object({

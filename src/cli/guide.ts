@@ -1,6 +1,6 @@
 /**
  * `framecost guide MODEL --from SNAPSHOT`: give a model folder its autoguidance
- * guide (cli/generation.ts): the snapshot's weights go into MODEL/guide in
+ * guide (run/generation.ts): the snapshot's weights go into MODEL/guide in
  * bfloat16 (half the bytes; rounding each weight within 2^-8 moved the
  * shipped model's guided first-frame compactness by 0.005), and
  * MODEL/model.json names it with the weight and noise levels that generation
@@ -10,8 +10,8 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { type GuidanceDefaults, loadWeights, saveWeights, setGuidanceDefaults } from "../model/io.ts";
+import { checkGuide } from "../run/generation.ts";
 import { UserError } from "../util/errors.ts";
-import { checkGuide } from "./generation.ts";
 import { choiceOpt, intOpt, numberOpt, parseOptions, pathOpt } from "./options.ts";
 
 const schema = z.object({

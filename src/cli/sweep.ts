@@ -19,11 +19,11 @@ import { doctorData } from "../media/machine.ts";
 import { type RunRecord, validateRunRecord } from "../meter/record.ts";
 import { writeSweepOutputs } from "../report/html.ts";
 import { buildSweepRecord, type SweepCell, type SweepRecord } from "../report/sweep.ts";
+import { checkGenerationOptions } from "../run/generation.ts";
+import type { CellReply, CellRequest } from "../run/sweep-worker.ts";
 import { UserError } from "../util/errors.ts";
 import { startTsWorker } from "../util/workers.ts";
-import { checkGenerationOptions } from "./generation.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, stringOpt } from "./options.ts";
-import type { CellReply, CellRequest } from "./sweep-worker.ts";
 
 export interface SweepOptions {
   steps: number[];
@@ -149,7 +149,7 @@ export async function runSweep(
     const nWorkers = Math.max(1, Math.min(o.workers, todo.length));
     // start every worker at once: each spends seconds loading tsx and tfjs
     const started = Array.from({ length: nWorkers }, () => {
-      const w = startTsWorker(new URL("./sweep-worker.ts", import.meta.url), null);
+      const w = startTsWorker(new URL("../run/sweep-worker.ts", import.meta.url), null);
       workers.push(w);
       return new Promise<void>((resolve, reject) => {
         w.once("message", () => resolve());

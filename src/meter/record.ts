@@ -80,7 +80,7 @@ export const RunRecordSchema = z.looseObject({
     nfePerFrame: count,
     schedule: z.string(),
     spacing: z.string(),
-    /** autoguidance (cli/generation.ts): its guide calls are NFEs like any other; null or absent = unguided */
+    /** autoguidance (run/generation.ts): its guide calls are NFEs like any other; null or absent = unguided */
     guidance: z
       .object({
         kind: z.literal("autoguidance"),

@@ -26,7 +26,7 @@ export interface WeightsManifest {
   params: Array<{ name: string; shape: number[]; offset: number }>;
   /** free-form: how the weights were made (command, steps, wall time, machine) */
   training?: Record<string, unknown>;
-  /** the guidance generation uses by default with these weights (cli/generation.ts; written by `framecost guide`) */
+  /** the guidance generation uses by default with these weights (run/generation.ts; written by `framecost guide`) */
   guidance?: GuidanceDefaults;
 }
 
