@@ -15,6 +15,11 @@ const MergeOptions = z.object({
   partial: z.boolean().default(false),
 });
 
+/** commander's arguments -> merge's options (one UserError line for the first bad one). */
+export function mergeOptionsFrom(dirs: string[], raw: Record<string, unknown>): z.output<typeof MergeOptions> {
+  return parseOptions(MergeOptions, { ...raw, dirs }, { names: { dirs: "<dir...>" } });
+}
+
 export function register(program: Command): void {
   program
     .command("merge")
@@ -25,7 +30,7 @@ export function register(program: Command): void {
     .option("--out <dir>", "output folder", "out/sweep-merged")
     .option("--partial", "merge even when cells are missing (they are listed in the record and the output)")
     .action(async (dirs: string[], raw: Record<string, unknown>) => {
-      const o = parseOptions(MergeOptions, { ...raw, dirs }, { names: { dirs: "<dir...>" } });
+      const o = mergeOptionsFrom(dirs, raw);
       const res = await mergeSweeps(o.dirs, o.out, { partial: o.partial });
       const m = res.sweep.merged!;
       const machines = new Set(

@@ -406,40 +406,70 @@ export interface MachineRow {
  * different cells are not doing the same work (compare matches cells first).
  */
 export function sweepMachines(cells: readonly SweepCell[]): MachineRow[] {
-  const groups = new Map<
-    string,
-    { m: CellMachine; peaks: number[]; frames: number; flops: number; ms: number }
-  >();
+  const groups = new Map<string, SweepCell[]>();
   for (const c of cells) {
     const f = cellMachine(c);
     if (!f) continue;
     const label = machineLabel(f.machine);
-    let g = groups.get(label);
-    if (!g) {
-      g = { m: f.machine, peaks: [], frames: 0, flops: 0, ms: 0 };
-      groups.set(label, g);
-    }
-    g.peaks.push(f.machine.gemmGflops);
-    g.frames += f.throughput.frames;
-    g.flops += f.throughput.flops;
-    g.ms += c.wallMsPerFrame * f.throughput.frames;
+    groups.set(label, [...(groups.get(label) ?? []), c]);
   }
-  return [...groups].map(([label, g]) => {
-    const gemmGflops = median(g.peaks);
-    const gflops = g.ms > 0 ? g.flops / g.ms / 1e6 : 0;
-    return {
-      label,
-      cpu: g.m.cpu,
-      cores: g.m.cores,
-      backend: g.m.backend,
-      gemmGflops,
-      cells: g.peaks.length,
-      frames: g.frames,
-      framesPerSecond: g.ms > 0 ? (g.frames * 1000) / g.ms : 0,
-      gflops,
-      utilization: gflops / gemmGflops,
-    };
+  return [...groups].map(([label, group]) => {
+    const m = cellMachine(group[0])!.machine;
+    return { label, cpu: m.cpu, cores: m.cores, backend: m.backend, ...sweepThroughput(group)! };
   });
+}
+
+/**
+ * Throughput over cells, whatever machines ran them (null when no cell
+ * records its figures): frames and FLOPs over their wall time, against the
+ * median of their calibrated peaks.
+ */
+export function sweepThroughput(
+  cells: readonly SweepCell[],
+): Omit<MachineRow, "label" | "cpu" | "cores" | "backend"> | null {
+  const peaks: number[] = [];
+  let frames = 0;
+  let flops = 0;
+  let ms = 0;
+  for (const c of cells) {
+    const f = cellMachine(c);
+    if (!f) continue;
+    peaks.push(f.machine.gemmGflops);
+    frames += f.throughput.frames;
+    flops += f.throughput.flops;
+    ms += c.wallMsPerFrame * f.throughput.frames;
+  }
+  if (peaks.length === 0) return null;
+  const gemmGflops = median(peaks);
+  const gflops = ms > 0 ? flops / ms / 1e6 : 0;
+  return {
+    gemmGflops,
+    cells: peaks.length,
+    frames,
+    framesPerSecond: ms > 0 ? (frames * 1000) / ms : 0,
+    gflops,
+    utilization: gflops / gemmGflops,
+  };
+}
+
+/**
+ * The sweep with each cell's machine and throughput filled from its record
+ * file where the cell does not carry them (sweeps written before cells
+ * recorded them); a record that cannot be read leaves its cell as it was.
+ */
+export async function withCellFigures(sweepPath: string, sweep: SweepRecord): Promise<SweepRecord> {
+  const cells = await Promise.all(
+    sweep.cells.map(async (c) => {
+      if (cellMachine(c) || typeof c.record !== "string") return c;
+      try {
+        return { ...c, ...cellFigures(await loadCellRecord(sweepPath, c)) };
+      } catch (err) {
+        if (err instanceof UserError) return c;
+        throw err;
+      }
+    }),
+  );
+  return { ...sweep, cells };
 }
 
 function median(xs: readonly number[]): number {
