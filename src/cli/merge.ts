@@ -16,7 +16,10 @@ const MergeOptions = z.object({
 });
 
 /** commander's arguments -> merge's options (one UserError line for the first bad one). */
-export function mergeOptionsFrom(dirs: string[], raw: Record<string, unknown>): z.output<typeof MergeOptions> {
+export function mergeOptionsFrom(
+  dirs: string[],
+  raw: Record<string, unknown>,
+): z.output<typeof MergeOptions> {
   return parseOptions(MergeOptions, { ...raw, dirs }, { names: { dirs: "<dir...>" } });
 }
 
