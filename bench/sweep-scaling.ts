@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runSweep, SWEEP_DEFAULTS, type SweepOptions } from "../src/cli/sweep.ts";
+import { runSweep, SWEEP_DEFAULTS, type SweepOptions } from "../src/run/sweep.ts";
 
 const { values } = parseArgs({
   options: {
@@ -35,7 +35,6 @@ const base: Omit<SweepOptions, "workers" | "out"> = {
   convention: "flops",
   gpus: ["h100-sxm"],
   report: false,
-  quiet: true,
 };
 interface Run {
   wallMs: number;

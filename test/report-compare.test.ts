@@ -13,7 +13,12 @@ import {
   loadRecordFile,
 } from "../src/report/compare.ts";
 import { buildSweepRecord } from "../src/report/sweep.ts";
-import { syntheticRunRecord, syntheticSweep } from "./fixtures/report-fixtures.ts";
+import {
+  fixtureCellMachine,
+  syntheticMachine,
+  syntheticRunRecord,
+  syntheticSweep,
+} from "./fixtures/report-fixtures.ts";
 
 const TSX = join(process.cwd(), "node_modules", ".bin", "tsx");
 
@@ -50,6 +55,7 @@ describe("compare two runs", () => {
     const c = compareRuns({ path: "a.json", record: A }, { path: "b.json", record: B });
     const r = byFigure(c.rows);
     expect(r["wall ms per frame"]).toBeCloseTo((40 + 6 * 4) / (40 + 12 * 4), 12);
+    expect(r["frames per second"]).toBeCloseTo((40 + 12 * 4) / (40 + 6 * 4), 12);
     expect(r["wall ms per NFE"]).toBeCloseTo((40 + 6 * 4) / (40 + 12 * 4), 12);
     expect(r["NFE per frame"]).toBe(1);
     expect(r["FLOPs per NFE"]).toBe(1);
@@ -128,18 +134,105 @@ describe("compare two sweeps", () => {
     const text = formatComparison(c);
     expect(text).toContain("only in B: ddim/8");
     const lines = text.split("\n");
-    expect(lines.slice(9, 14)).toEqual([
+    // context: machine, backend, samplers, steps, cells
+    expect(lines.slice(3, 6)).toEqual([
+      "          A                                  B",
+      "machine   Fixture CPU (synthetic) (2 cores)  not recorded",
+      "backend   not recorded                       not recorded",
+    ]);
+    expect(lines.slice(10, 15)).toEqual([
       "fit: wall ms per frame = a + b × NFE",
       "                          A      B    B/A",
       "ddim: a, ms per frame  39.4   82.5   2.1x",
       "ddim: b, ms per NFE    12.5     23  1.84x",
       "ddim: R²               0.99  0.995     1x",
     ]);
-    expect(lines.slice(15, 18)).toEqual([
+    expect(lines.slice(16, 19)).toEqual([
       "sampler  steps  NFE A  NFE B  wall ms/frame A    B  B/A  USD/video-min (local) A        B  B/A  swdPatches A      B  B/A",
       "ddim         2      2      2             62.3  125   2x                  0.00125  0.00125   1x         0.443  0.443   1x",
       "ddim         4      4      4             90.3  181   2x                  0.00181  0.00181   1x         0.314  0.314   1x",
     ]);
+  });
+
+  it("puts the machines side by side: CPU, backend, GEMM peak, frames/s and utilization, on the cells both ran", () => {
+    const grid = { samplers: ["ddim", "heun"], steps: [1, 2, 4, 8] };
+    const laptop = fixtureCellMachine({
+      cpu: "Fixture laptop CPU",
+      cores: 2,
+      backend: "wasm",
+      gemmGflops: 24,
+    });
+    const server = fixtureCellMachine({
+      cpu: "Fixture server CPU",
+      cores: 16,
+      backend: "onnx",
+      gemmGflops: 120,
+    });
+    const a = syntheticSweep({
+      ...grid,
+      machineFor: () => laptop,
+      machine: syntheticMachine({ model: "Fixture laptop CPU", cores: 2 }),
+    });
+    // B: every cell 4x faster on the server, plus a cell A lacks (not in the throughput ratio)
+    const b = syntheticSweep({
+      samplers: grid.samplers,
+      steps: [...grid.steps, 16],
+      machineFor: () => server,
+      speed: () => 0.25,
+      machine: syntheticMachine({ model: "Fixture server CPU", cores: 16 }),
+    });
+    const c = compareSweeps({ path: "a", sweep: a }, { path: "b", sweep: b });
+    expect(c.context.slice(0, 2)).toEqual([
+      { label: "machine", a: "Fixture laptop CPU (2 cores)", b: "Fixture server CPU (16 cores)" },
+      { label: "backend", a: "wasm", b: "onnx" },
+    ]);
+    expect(c.machines.a.map((m) => [m.label, m.cells, m.gemmGflops])).toEqual([
+      ["Fixture laptop CPU (2 cores), wasm", 8, 24],
+    ]);
+    expect(c.machines.b.map((m) => [m.label, m.cells, m.gemmGflops])).toEqual([
+      ["Fixture server CPU (16 cores), onnx", 10, 120],
+    ]);
+    // the same 8 cells: 4x the frames/s and GFLOP/s on a 5x peak, so 0.8x the utilization
+    const r = byFigure(c.throughput);
+    expect(r["frames per second"]).toBeCloseTo(4, 12);
+    expect(r["achieved GFLOP/s"]).toBeCloseTo(4, 12);
+    expect(r["calibrated GEMM peak, GFLOP/s (median of cells)"]).toBe(5);
+    expect(r["utilization of the GEMM peak"]).toBeCloseTo(0.8, 12);
+    // frames/s is frames over wall time: 8 frames per cell at wallMsPerFrame each
+    const ms = a.cells.reduce((t, x) => t + x.wallMsPerFrame * 8, 0);
+    expect(c.throughput[0].a).toBeCloseTo((8 * 8 * 1000) / ms, 9);
+    const text = formatComparison(c);
+    expect(text).toMatch(
+      /^machines \(each over its own cells\)\n +machine +cells +GEMM peak GFLOP\/s +frames\/s +GFLOP\/s +utilization\nA +Fixture laptop CPU \(2 cores\), wasm +8 +24 +[\d.]+ +[\d.]+ +[\d.]+%\nB +Fixture server CPU \(16 cores\), onnx +10 +120 /m,
+    );
+    expect(text).toMatch(/^throughput over the 8 cells in both$/m);
+    expect(text).toMatch(/^utilization of the GEMM peak +[\d.]+ +[\d.]+ +0\.8x$/m);
+  });
+
+  it("lists every machine of a merged sweep, each over its own cells", () => {
+    const m1 = fixtureCellMachine({ cpu: "Fixture CPU one", backend: "wasm", gemmGflops: 20 });
+    const m2 = fixtureCellMachine({ cpu: "Fixture CPU two", cores: 4, backend: "onnx", gemmGflops: 60 });
+    const merged = syntheticSweep({
+      samplers: ["ddim", "heun"],
+      steps: [1, 2, 4],
+      machineFor: (sampler) => (sampler === "ddim" ? m1 : m2),
+      speed: (sampler) => (sampler === "ddim" ? 1 : 0.5),
+      machine: null,
+    });
+    const one = syntheticSweep({ samplers: ["ddim", "heun"], steps: [1, 2, 4], machineFor: () => m1 });
+    const c = compareSweeps({ path: "one", sweep: one }, { path: "merged", sweep: merged });
+    expect(c.context[0]).toEqual({
+      label: "machine",
+      a: "Fixture CPU one (2 cores)",
+      b: "Fixture CPU one (2 cores); Fixture CPU two (4 cores)",
+    });
+    expect(c.context[1]).toEqual({ label: "backend", a: "wasm", b: "wasm, onnx" });
+    expect(c.machines.b.map((m) => [m.label, m.cells])).toEqual([
+      ["Fixture CPU one (2 cores), wasm", 3],
+      ["Fixture CPU two (4 cores), onnx", 3],
+    ]);
+    // median of 3 peaks of 20 and 3 of 60
+    expect(c.throughput.find((x) => x.figure.startsWith("calibrated"))!.b).toBe(40);
   });
 
   it("refuses a price or metric one sweep lacks, naming what both have", () => {

@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { num } from "../src/report/format.ts";
 import {
   esc,
   renderGeneric,
@@ -12,7 +13,12 @@ import {
 } from "../src/report/html.ts";
 import type { RenderedPlot } from "../src/report/plots.ts";
 import { buildSweepRecord } from "../src/report/sweep.ts";
-import { syntheticRunRecord, syntheticSweep } from "./fixtures/report-fixtures.ts";
+import {
+  fixtureCellMachine,
+  syntheticMachine,
+  syntheticRunRecord,
+  syntheticSweep,
+} from "./fixtures/report-fixtures.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -76,6 +82,115 @@ describe("sweep report.html", () => {
     );
     // 15 cells on the swdPatches/local front
     expect(html.match(/<td>★<\/td>/g)?.length).toBe(15);
+  });
+
+  it("shows a merged sweep's machines side by side, its shards and its missing cells", () => {
+    const one = fixtureCellMachine({ cpu: "Fixture CPU one", cores: 2, backend: "wasm", gemmGflops: 20 });
+    const two = fixtureCellMachine({ cpu: "Fixture CPU two", cores: 8, backend: "onnx", gemmGflops: 80 });
+    const identity = {
+      samplers: ["ddim", "heun"],
+      steps: [1, 2],
+      frames: 8,
+      clips: 1,
+      referenceClips: 2,
+      seed: 0,
+      fps: 24,
+      convention: "flops" as const,
+      gpus: ["h100-sxm"],
+    };
+    const sweep = syntheticSweep({
+      samplers: ["ddim", "heun"],
+      steps: [1, 2],
+      machineFor: (sampler) => (sampler === "ddim" ? one : two),
+      // heun's machine is twice as fast per frame
+      speed: (sampler) => (sampler === "ddim" ? 1 : 0.5),
+      machine: null,
+      merged: {
+        count: 3,
+        framecost: "0.1.0",
+        model: {
+          name: "micro",
+          sha256: "a".repeat(64),
+          weightsSha256: "b".repeat(64),
+          guideWeightsSha256: null,
+        },
+        identity,
+        shards: [
+          {
+            index: 1,
+            dir: "shards/1",
+            createdAt: "2025-01-01T00:00:00.000Z",
+            cells: ["ddim-1", "ddim-2"],
+            machine: syntheticMachine({ model: "Fixture CPU one", cores: 2 }),
+          },
+          {
+            index: 2,
+            dir: "shards/2",
+            createdAt: "2025-01-01T00:00:00.000Z",
+            cells: ["heun-1", "heun-2"],
+            machine: syntheticMachine({ model: "Fixture CPU two", cores: 8 }),
+          },
+        ],
+        missing: [{ sampler: "heun", steps: 4, shard: 3 }],
+      },
+    });
+    const html = renderSweepHtml(sweep, []);
+    const machines = html.match(/<table class="machines">[\s\S]*?<\/table>/)![0];
+    const rows = [...machines.matchAll(/<tr>(.*?)<\/tr>/g)].map((m) =>
+      [...m[1].matchAll(/<t[dh][^>]*>(.*?)<\/t[dh]>/g)].map((c) => c[1]),
+    );
+    expect(rows[0]).toEqual([
+      "machine",
+      "CPU",
+      "cores",
+      "backend",
+      "calibrated GEMM peak, GFLOP/s",
+      "cells",
+      "frames",
+      "frames/s",
+      "GFLOP/s",
+      "utilization",
+    ]);
+    // frames/s = 16 frames / (sum of 8 x wallMsPerFrame); GFLOP/s = 2.6e8 FLOPs x NFEs x 8 frames over the same time
+    const ddim = sweep.cells.filter((c) => c.sampler === "ddim");
+    const heun = sweep.cells.filter((c) => c.sampler === "heun");
+    const fps = (cs: typeof ddim) => (16 * 1000) / cs.reduce((t, c) => t + 8 * c.wallMsPerFrame, 0);
+    const gf = (cs: typeof ddim) =>
+      cs.reduce((t, c) => t + 2.6e8 * c.nfePerFrame * 8, 0) /
+      cs.reduce((t, c) => t + 8 * c.wallMsPerFrame, 0) /
+      1e6;
+    expect(rows[1].slice(0, 7)).toEqual([
+      "Fixture CPU one (2 cores), wasm",
+      "Fixture CPU one",
+      "2",
+      "wasm",
+      "20",
+      "2",
+      "16",
+    ]);
+    expect(rows[2].slice(0, 7)).toEqual([
+      "Fixture CPU two (8 cores), onnx",
+      "Fixture CPU two",
+      "8",
+      "onnx",
+      "80",
+      "2",
+      "16",
+    ]);
+    expect([rows[1][7], rows[2][7]]).toEqual([num(fps(ddim)), num(fps(heun))]);
+    expect([rows[1][8], rows[2][8]]).toEqual([num(gf(ddim)), num(gf(heun))]);
+    // heun ran twice as fast per frame with the same FLOPs per NFE
+    expect(fps(heun) / fps(ddim)).toBeGreaterThan(1.5);
+    expect(rows[2][9]).toBe(`${((100 * gf(heun)) / 80).toPrecision(3)}%`);
+    expect(html).toContain("<h2>Shards</h2>");
+    expect(html).toContain(
+      "Merged from 2 of 3 shards, framecost 0.1.0, model micro (model.json sha256 aaaaaaaaaaaa, weights bbbbbbbbbbbb).",
+    );
+    expect(html).toContain('<p class="warn">1 cells of the grid are missing: heun-4 (shard 3/3).</p>');
+    expect(html).toContain(
+      '<tr><td>2/3</td><td><code>shards/2</code></td><td>heun-1, heun-2</td><td>Fixture CPU two</td><td class="n">8</td>',
+    );
+    expect(html).toContain("The shards ran on different machines");
   });
 
   it("escapes every string it did not write itself", () => {

@@ -2,10 +2,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runSweep, type SweepOptions } from "../src/cli/sweep.ts";
 import { PRESETS } from "../src/model/config.ts";
 import { saveWeights } from "../src/model/io.ts";
 import { initParams } from "../src/model/params.ts";
+import { runSweep, type SweepOptions } from "../src/run/sweep.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const root = mkdtempSync(join(tmpdir(), "framecost-sweep-"));
@@ -36,7 +36,6 @@ const opts = (out: string, over: Partial<SweepOptions> = {}): SweepOptions => ({
   convention: "flops",
   gpus: ["h100-sxm"],
   report: false,
-  quiet: true,
   ...over,
 });
 

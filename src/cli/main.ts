@@ -8,6 +8,7 @@ import { register as registerDoctor } from "./doctor.ts";
 import { register as registerGenerate } from "./generate.ts";
 import { register as registerGpus } from "./gpus.ts";
 import { register as registerGuide } from "./guide.ts";
+import { register as registerMerge } from "./merge.ts";
 import { register as registerPath } from "./path.ts";
 import { register as registerReport } from "./report.ts";
 import { register as registerSweep } from "./sweep.ts";
@@ -26,6 +27,7 @@ program
 const registrations: Array<(p: Command) => void> = [
   registerGenerate,
   registerSweep,
+  registerMerge,
   registerDoctor,
   registerTrain,
   registerGuide,

@@ -101,6 +101,17 @@ export function listOpt<T>(item: z.ZodType<T, string | number>) {
   });
 }
 
+/** `--shard I/N`: the I-th of N parts, 1 <= I <= N. */
+export function shardOpt() {
+  return option("I/N with whole numbers 1 <= I <= N (e.g. 2/8)", (raw) => {
+    const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(String(raw));
+    if (!m) return undefined;
+    const index = Number(m[1]);
+    const count = Number(m[2]);
+    return index >= 1 && index <= count && Number.isSafeInteger(count) ? { index, count } : undefined;
+  });
+}
+
 /** A non-empty string. */
 export function stringOpt() {
   return option("a non-empty string", (raw) => (String(raw).trim() === "" ? undefined : String(raw)));

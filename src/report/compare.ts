@@ -11,13 +11,19 @@ import { num, si, sig } from "./format.ts";
 import { metricLabel, priceLabel } from "./plots.ts";
 import { type FlopConvention, isObject, type RunRecord, runFigures, toConvention } from "./records.ts";
 import {
+  cellMachine,
   cellQuality,
   cellUsd,
+  type MachineRow,
   parseSweepRecord,
   priceKeys,
   qualityKeys,
   type SamplerFit,
+  type SweepCell,
   type SweepRecord,
+  sweepMachines,
+  sweepThroughput,
+  withCellFigures,
 } from "./sweep.ts";
 
 export type Loaded =
@@ -40,7 +46,8 @@ export async function loadRecordFile(path: string): Promise<Loaded> {
     );
   }
   if (isObject(data) && (data.kind === "sweep" || Array.isArray(data.cells))) {
-    return { kind: "sweep", path, sweep: parseSweepRecord(data, path) };
+    // older sweeps: each cell's machine from its record file
+    return { kind: "sweep", path, sweep: await withCellFigures(path, parseSweepRecord(data, path)) };
   }
   return { kind: "run", path, record: parseRunRecord(text, path) };
 }
@@ -85,6 +92,10 @@ export interface SweepComparison {
   context: ContextRow[];
   /** per sampler present in both: a, b and R² of each side's fit */
   fits: RatioRow[];
+  /** each side's machines, each over its own cells */
+  machines: { a: MachineRow[]; b: MachineRow[] };
+  /** throughput over the cells in both (the same work on each side): frames/s, GFLOP/s, GEMM peak, utilization */
+  throughput: RatioRow[];
   cells: SweepCellComparison[];
   /** "ddim/8" for cells in one record only */
   onlyInA: string[];
@@ -140,6 +151,7 @@ export function compareRuns(
   const c = (x: number) => toConvention(x, conv);
   const rows: RatioRow[] = [
     ratioRow("wall ms per frame", fa.wallMsPerFrame, fb.wallMsPerFrame),
+    ratioRow("frames per second", 1000 / fa.wallMsPerFrame, 1000 / fb.wallMsPerFrame),
     ratioRow("wall ms per NFE", fa.wallMsPerNfe, fb.wallMsPerNfe),
     ratioRow("wall ms per sampler step", fa.wallMsPerStep, fb.wallMsPerStep),
     ratioRow("NFE per frame", fa.nfePerFrame, fb.nfePerFrame),
@@ -211,9 +223,13 @@ export function compareSweeps(
   const byB = new Map(b.cells.map((c) => [key(c), c]));
   const inA = new Set(a.cells.map(key));
   const cells: SweepCellComparison[] = [];
+  const bothA: SweepCell[] = [];
+  const bothB: SweepCell[] = [];
   for (const ca of a.cells) {
     const cb = byB.get(key(ca));
     if (!cb) continue;
+    bothA.push(ca);
+    bothB.push(cb);
     cells.push({
       sampler: ca.sampler,
       steps: ca.steps,
@@ -244,19 +260,42 @@ export function compareSweeps(
       ratioRow(`${fa.sampler}: R²`, fitValue(fa, "r2"), fitValue(fb, "r2")),
     );
   }
-  const machine = (s: SweepRecord) =>
-    s.machine ? `${s.machine.cpu.model} (${s.machine.cpu.cores} cores)` : "not recorded";
+  // the cells' own machines where they record them (a merged sweep may hold several), else the sweep's
+  const machine = (s: SweepRecord) => {
+    const ms = sweepMachines(s.cells);
+    if (ms.length > 0) return [...new Set(ms.map((m) => `${m.cpu} (${m.cores} cores)`))].join("; ");
+    return s.machine ? `${s.machine.cpu.model} (${s.machine.cpu.cores} cores)` : "not recorded";
+  };
+  const backend = (s: SweepRecord) => {
+    const names = [...new Set(s.cells.flatMap((c) => cellMachine(c)?.machine.backend ?? []))];
+    return names.length > 0 ? names.join(", ") : "not recorded";
+  };
+  const ta = sweepThroughput(bothA);
+  const tb = sweepThroughput(bothB);
+  const throughput =
+    ta || tb
+      ? [
+          ratioRow("frames per second", ta?.framesPerSecond, tb?.framesPerSecond),
+          ratioRow("achieved GFLOP/s", ta?.gflops, tb?.gflops),
+          ratioRow("calibrated GEMM peak, GFLOP/s (median of cells)", ta?.gemmGflops, tb?.gemmGflops),
+          ratioRow("utilization of the GEMM peak", ta?.utilization, tb?.utilization),
+        ]
+      : [];
+  if (throughput.length === 0) notes.push("no cell records its machine: throughput not compared");
   return {
     kind: "sweep",
     a: A.path,
     b: B.path,
     context: [
       { label: "machine", a: machine(a), b: machine(b) },
+      { label: "backend", a: backend(a), b: backend(b) },
       { label: "samplers", a: a.grid.samplers.join(", "), b: b.grid.samplers.join(", ") },
       { label: "steps", a: a.grid.steps.join(", "), b: b.grid.steps.join(", ") },
       { label: "cells", a: String(a.cells.length), b: String(b.cells.length) },
     ],
     fits,
+    machines: { a: sweepMachines(a.cells), b: sweepMachines(b.cells) },
+    throughput,
     cells,
     onlyInA: a.cells.map(key).filter((k) => !byB.has(k)),
     onlyInB: b.cells.map(key).filter((k) => !inA.has(k)),
@@ -275,6 +314,29 @@ export function formatComparison(c: Comparison): string {
   if (c.kind === "run") {
     out.push(...columns([["figure", "A", "B", "B/A"], ...c.rows.map(rowCells)]));
   } else {
+    const ms = [...c.machines.a.map((m) => ["A", m] as const), ...c.machines.b.map((m) => ["B", m] as const)];
+    if (ms.length > 0) {
+      out.push("machines (each over its own cells)");
+      out.push(
+        ...columns([
+          ["", "machine", "cells", "GEMM peak GFLOP/s", "frames/s", "GFLOP/s", "utilization"],
+          ...ms.map(([side, m]) => [
+            side,
+            m.label,
+            String(m.cells),
+            num(m.gemmGflops),
+            num(m.framesPerSecond),
+            num(m.gflops),
+            `${sig(100 * m.utilization)}%`,
+          ]),
+        ]),
+        "",
+      );
+    }
+    if (c.throughput.length > 0) {
+      out.push(`throughput over the ${c.cells.length} cells in both`);
+      out.push(...columns([["", "A", "B", "B/A"], ...c.throughput.map(rowCells)]), "");
+    }
     if (c.fits.length > 0) {
       out.push("fit: wall ms per frame = a + b × NFE");
       out.push(...columns([["", "A", "B", "B/A"], ...c.fits.map(rowCells)]), "");

@@ -38,6 +38,7 @@ import {
   qualityKeys,
   type SamplerFit,
   type SweepRecord,
+  sweepMachines,
   sweepParetoFront,
   writeSweepFiles,
 } from "./sweep.ts";
@@ -124,10 +125,89 @@ export function renderSweepHtml(
           )}: cells no other cell beats on both.</p>`
         : "") + table(cellHeader, cellRows, "cells"),
     ),
-    machineSection(ctx.machine !== undefined ? ctx.machine : sweep.machine),
+    machinesSection(sweep),
+    shardsSection(sweep),
+    sweep.merged && sweep.machine === null && ctx.machine === undefined
+      ? section(
+          "Machine",
+          "<p>The shards ran on different machines: each shard's description is in the Shards table, each cell's machine in the Machines table.</p>",
+        )
+      : machineSection(ctx.machine !== undefined ? ctx.machine : sweep.machine),
     assumptionsSection(ctx.assumptions !== undefined ? ctx.assumptions : sweep.assumptions),
   ];
   return page(title, body.join("\n"));
+}
+
+/** Each machine's figures over the cells it ran (from the cells' records). */
+function machinesSection(sweep: SweepRecord): string {
+  const rows = sweepMachines(sweep.cells);
+  if (rows.length === 0) return "";
+  return section(
+    "Machines",
+    `<p>Cells grouped by the machine they ran on (CPU model, cores, backend). Frames/s and GFLOP/s are over each machine's own cells; ` +
+      `utilization is GFLOP/s over the median of its cells' calibrated GEMM peaks. Machines that ran different cells did different work: ` +
+      `<code>framecost compare</code> matches cells first.</p>` +
+      table(
+        [
+          "machine",
+          "CPU",
+          "cores",
+          "backend",
+          "calibrated GEMM peak, GFLOP/s",
+          "cells",
+          "frames",
+          "frames/s",
+          "GFLOP/s",
+          "utilization",
+        ],
+        rows.map((r) => [
+          esc(r.label),
+          esc(r.cpu),
+          num(r.cores),
+          esc(r.backend),
+          num(r.gemmGflops),
+          num(r.cells),
+          num(r.frames),
+          num(r.framesPerSecond),
+          num(r.gflops),
+          pct(r.utilization),
+        ]),
+        "machines",
+      ),
+  );
+}
+
+/** Where a merged sweep's cells came from, and what is missing. */
+function shardsSection(sweep: SweepRecord): string {
+  const m = sweep.merged;
+  if (!m) return "";
+  const missing =
+    m.missing.length > 0
+      ? `<p class="warn">${esc(`${m.missing.length} cells of the grid are missing: ${m.missing.map((c) => `${c.sampler}-${c.steps} (shard ${c.shard}/${m.count})`).join(", ")}.`)}</p>`
+      : "";
+  return section(
+    "Shards",
+    `<p>${esc(
+      `Merged from ${m.shards.length} of ${m.count} shards, framecost ${m.framecost}, model ${m.model.name} (model.json sha256 ${m.model.sha256.slice(0, 12)}, weights ${m.model.weightsSha256.slice(0, 12)}).`,
+    )}</p>` +
+      missing +
+      table(
+        ["shard", "folder", "cells", "CPU", "cores", "Node", "written"],
+        m.shards.map((s) => {
+          const cpu = s.machine?.cpu;
+          return [
+            `${s.index}/${m.count}`,
+            `<code>${esc(s.dir)}</code>`,
+            esc(s.cells.join(", ")),
+            cpu ? esc(cpu.model) : "",
+            cpu ? num(cpu.cores) : "",
+            s.machine ? esc(s.machine.node) : "",
+            esc(s.createdAt),
+          ];
+        }),
+        "shards",
+      ),
+  );
 }
 
 function fitTable(fits: readonly SamplerFit[]): string {

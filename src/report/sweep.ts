@@ -38,6 +38,25 @@ export const UsdPerVideoMinuteSchema = z.object({
 });
 export type UsdPerVideoMinute = z.infer<typeof UsdPerVideoMinuteSchema>;
 
+/** Where a cell ran, from its RunRecord: told apart by CPU model, core count and backend. */
+export const CellMachineSchema = z.object({
+  cpu: z.string(),
+  cores: z.number().int().positive(),
+  backend: z.string(),
+  /** the GEMM peak this cell's run calibrated and divided by (RunRecord calibration.gemmGflops) */
+  gemmGflops: finite.refine((x) => x > 0, "must be > 0"),
+});
+export type CellMachine = z.infer<typeof CellMachineSchema>;
+
+/** What the cell's run did in its wall time, from its RunRecord (FLOPs counted, 1 multiply-add = 2). */
+export const CellThroughputSchema = z.object({
+  frames: z.number().int().nonnegative(),
+  flops: finite.refine((x) => x >= 0, "must be >= 0"),
+  gflops: finite,
+  utilization: finite,
+});
+export type CellThroughput = z.infer<typeof CellThroughputSchema>;
+
 export const SweepCellSchema = z.object({
   sampler: z.string().min(1),
   steps: z.number().int().positive(),
@@ -47,6 +66,9 @@ export const SweepCellSchema = z.object({
   quality: QualitySchema.nullable(),
   wallMsPerFrame: finite.refine((x) => x >= 0, "must be >= 0"),
   usdPerVideoMinute: UsdPerVideoMinuteSchema,
+  /** absent in sweeps written before cells recorded their machine (cellMachine reads an inline record) */
+  machine: CellMachineSchema.optional(),
+  throughput: CellThroughputSchema.optional(),
 });
 export type SweepCell = z.infer<typeof SweepCellSchema>;
 
@@ -89,6 +111,54 @@ export const MachineSchema = z.looseObject({
 });
 export type Machine = z.infer<typeof MachineSchema>;
 
+/** What a sweep ran: two runs of the same grid give the same cells (paths and machines aside). */
+export const GridIdentitySchema = z.object({
+  samplers: z.array(z.string().min(1)).min(1),
+  steps: z.array(z.number().int().positive()).min(1),
+  frames: z.number().int().positive(),
+  clips: z.number().int().positive(),
+  referenceClips: z.number().int().positive(),
+  seed: z.number().int(),
+  fps: z.number().positive(),
+  convention: z.enum(["flops", "macs"]),
+  /** catalog GPUs the cells are priced on */
+  gpus: z.array(z.string()),
+});
+export type GridIdentity = z.infer<typeof GridIdentitySchema>;
+
+/** The weights a sweep ran, whatever folder they sit in. */
+export const ModelIdentitySchema = z.object({
+  name: z.string(),
+  /** sha256 of model.json (which holds the weights' sha256, config and guidance) and of the guide's model.json */
+  sha256: z.string(),
+  weightsSha256: z.string(),
+  guideWeightsSha256: z.string().nullable(),
+});
+export type ModelIdentity = z.infer<typeof ModelIdentitySchema>;
+
+/** Where a merged sweep's cells came from (`framecost merge`). */
+export const MergeInfoSchema = z.object({
+  /** N of --shard I/N */
+  count: z.number().int().positive(),
+  framecost: z.string(),
+  model: ModelIdentitySchema,
+  identity: GridIdentitySchema,
+  shards: z.array(
+    z.object({
+      index: z.number().int().positive(),
+      /** the shard's folder as merge was given it */
+      dir: z.string(),
+      createdAt: z.string(),
+      /** cell ids ("ddim-8") the shard holds */
+      cells: z.array(z.string()),
+      machine: MachineSchema.nullable(),
+    }),
+  ),
+  /** cells of the grid no shard holds, with the shard they belong to */
+  missing: z.array(z.object({ sampler: z.string(), steps: z.number().int(), shard: z.number().int() })),
+});
+export type MergeInfo = z.infer<typeof MergeInfoSchema>;
+
 export const SweepRecordSchema = z.object({
   schemaVersion: z.literal(SWEEP_SCHEMA_VERSION),
   kind: z.literal("sweep"),
@@ -106,6 +176,8 @@ export const SweepRecordSchema = z.object({
   machine: MachineSchema.nullable(),
   /** the cost stage's assumptions (objects with value and source), rendered generically */
   assumptions: z.unknown(),
+  /** set by `framecost merge`: the shards the cells came from */
+  merged: MergeInfoSchema.optional(),
 });
 export type SweepRecord = z.infer<typeof SweepRecordSchema>;
 
@@ -280,6 +352,132 @@ export function sweepParetoFront(cells: readonly SweepCell[], metric: string, pr
   );
 }
 
+// ---------------------------------------------------------------- machines
+
+/** A cell's machine and throughput as its RunRecord measured them. */
+export function cellFigures(r: RunRecord): { machine: CellMachine; throughput: CellThroughput } {
+  return {
+    machine: {
+      cpu: r.device.cpuModel,
+      cores: r.device.cores,
+      backend: r.backend.name,
+      gemmGflops: r.calibration.gemmGflops,
+    },
+    throughput: {
+      frames: r.totals.frames,
+      flops: r.totals.flops,
+      gflops: r.throughput.gflops,
+      utilization: r.throughput.utilization,
+    },
+  };
+}
+
+/** The cell's machine and throughput: recorded, or read from its inline record, or null. */
+export function cellMachine(c: SweepCell): { machine: CellMachine; throughput: CellThroughput } | null {
+  if (c.machine && c.throughput) return { machine: c.machine, throughput: c.throughput };
+  return typeof c.record === "string" ? null : cellFigures(c.record);
+}
+
+export function machineLabel(m: CellMachine): string {
+  return `${m.cpu} (${m.cores} cores), ${m.backend}`;
+}
+
+/** One machine's figures over the cells it ran. */
+export interface MachineRow {
+  label: string;
+  cpu: string;
+  cores: number;
+  backend: string;
+  /** median of the cells' calibrated peaks (each run calibrates its own) */
+  gemmGflops: number;
+  cells: number;
+  frames: number;
+  /** frames / wall time over its cells */
+  framesPerSecond: number;
+  /** counted FLOPs / wall time over its cells, GFLOP/s */
+  gflops: number;
+  /** gflops / gemmGflops */
+  utilization: number;
+}
+
+/**
+ * Cells grouped by machine (CPU model, cores, backend), in order of first
+ * appearance. Figures are over each machine's own cells: machines that ran
+ * different cells are not doing the same work (compare matches cells first).
+ */
+export function sweepMachines(cells: readonly SweepCell[]): MachineRow[] {
+  const groups = new Map<string, SweepCell[]>();
+  for (const c of cells) {
+    const f = cellMachine(c);
+    if (!f) continue;
+    const label = machineLabel(f.machine);
+    groups.set(label, [...(groups.get(label) ?? []), c]);
+  }
+  return [...groups].map(([label, group]) => {
+    const m = cellMachine(group[0])!.machine;
+    return { label, cpu: m.cpu, cores: m.cores, backend: m.backend, ...sweepThroughput(group)! };
+  });
+}
+
+/**
+ * Throughput over cells, whatever machines ran them (null when no cell
+ * records its figures): frames and FLOPs over their wall time, against the
+ * median of their calibrated peaks.
+ */
+export function sweepThroughput(
+  cells: readonly SweepCell[],
+): Omit<MachineRow, "label" | "cpu" | "cores" | "backend"> | null {
+  const peaks: number[] = [];
+  let frames = 0;
+  let flops = 0;
+  let ms = 0;
+  for (const c of cells) {
+    const f = cellMachine(c);
+    if (!f) continue;
+    peaks.push(f.machine.gemmGflops);
+    frames += f.throughput.frames;
+    flops += f.throughput.flops;
+    ms += c.wallMsPerFrame * f.throughput.frames;
+  }
+  if (peaks.length === 0) return null;
+  const gemmGflops = median(peaks);
+  const gflops = ms > 0 ? flops / ms / 1e6 : 0;
+  return {
+    gemmGflops,
+    cells: peaks.length,
+    frames,
+    framesPerSecond: ms > 0 ? (frames * 1000) / ms : 0,
+    gflops,
+    utilization: gflops / gemmGflops,
+  };
+}
+
+/**
+ * The sweep with each cell's machine and throughput filled from its record
+ * file where the cell does not carry them (sweeps written before cells
+ * recorded them); a record that cannot be read leaves its cell as it was.
+ */
+export async function withCellFigures(sweepPath: string, sweep: SweepRecord): Promise<SweepRecord> {
+  const cells = await Promise.all(
+    sweep.cells.map(async (c) => {
+      if (cellMachine(c) || typeof c.record !== "string") return c;
+      try {
+        return { ...c, ...cellFigures(await loadCellRecord(sweepPath, c)) };
+      } catch (err) {
+        if (err instanceof UserError) return c;
+        throw err;
+      }
+    }),
+  );
+  return { ...sweep, cells };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 // ---------------------------------------------------------------- building and files
 
 export interface SweepInput {
@@ -287,6 +485,7 @@ export interface SweepInput {
   cells: SweepCell[];
   machine?: Machine | null;
   assumptions?: unknown;
+  merged?: MergeInfo;
   /** ISO time; defaults to now */
   createdAt?: string;
 }
@@ -322,6 +521,7 @@ export function buildSweepRecord(input: SweepInput): SweepRecord {
     pooledFit,
     machine: input.machine ?? null,
     assumptions: input.assumptions ?? null,
+    ...(input.merged ? { merged: input.merged } : {}),
   };
   const parsed = SweepRecordSchema.safeParse(record);
   // the program built these cells: a failure here is a bug, not a user mistake
@@ -382,6 +582,8 @@ export interface SweepCsvRow {
   usdPerVideoMinute: { local: number | null; byGpu: Record<string, number> };
   /** the record's relative path, or "inline" */
   record: string;
+  /** "CPU (n cores), backend" where the sweep records it */
+  machine: string | null;
 }
 
 const BASE_COLUMNS = [
@@ -404,10 +606,13 @@ export function sweepToCsv(sweep: SweepRecord): string {
   const pKeys = priceKeys(sweep.cells);
   const fitBy = new Map<string, FitCell>();
   for (const f of sweep.fits) if (f.ok) for (const fc of f.cells) fitBy.set(`${f.sampler}/${fc.steps}`, fc);
+  // a machine column once cells record theirs (older sweeps keep their columns)
+  const machines = sweep.cells.some((c) => cellMachine(c) !== null);
   const header = [
     ...BASE_COLUMNS,
     ...qKeys.map((k) => `quality.${k}`),
     ...pKeys.map((k) => `usdPerVideoMinute.${k}`),
+    ...(machines ? ["machine"] : []),
     "record",
   ];
   const rows = sweep.cells.map((c) => {
@@ -422,10 +627,16 @@ export function sweepToCsv(sweep: SweepRecord): string {
       fc?.stepsShare ?? null,
       ...qKeys.map((k) => cellQuality(c, k)),
       ...pKeys.map((k) => cellUsd(c, k)),
+      ...(machines ? [machineOf(c)] : []),
       typeof c.record === "string" ? c.record : "inline",
     ];
   });
   return `${[header, ...rows].map((r) => r.map(csvField).join(",")).join("\n")}\n`;
+}
+
+function machineOf(c: SweepCell): string | null {
+  const f = cellMachine(c);
+  return f ? machineLabel(f.machine) : null;
 }
 
 function csvField(v: string | number | null): string {
@@ -526,6 +737,7 @@ export function parseSweepCsv(text: string, source = "sweep.csv"): SweepCsvRow[]
       quality: Object.keys(quality).length > 0 ? quality : null,
       usdPerVideoMinute: { local, byGpu },
       record: cells[idx("record")],
+      machine: idx("machine") >= 0 && cells[idx("machine")] !== "" ? cells[idx("machine")] : null,
     };
   });
 }
