@@ -9,9 +9,10 @@ import {
 } from "../src/cost/calibration.ts";
 import { getGpu, shippedCatalog } from "../src/cost/catalog.ts";
 import { minuteCost, solveInverse, startKnobs } from "../src/cost/inverse.ts";
+import { modelShape } from "../src/cost/models.ts";
 import { MEASUREMENTS } from "../src/cost/published.ts";
 import { evaluateScenario, type ScenarioOptions } from "../src/cost/scenarios.ts";
-import { ditShape, modelShape, nfeFlopsAtTokens, ownShape, vaeDecoderFlops } from "../src/cost/shapes.ts";
+import { ditShape, nfeFlopsAtTokens, ownShape, vaeDecoderFlops } from "../src/cost/shapes.ts";
 import { analyticFlopsPerCall } from "../src/meter/analytic.ts";
 import { PRESETS } from "../src/model/config.ts";
 
