@@ -577,7 +577,9 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 /** One line for the first schema problem: the field, what it must be, the value seen. */
 function fieldProblem(where: string, className: string, error: z.ZodError, root: unknown): string {
   const issue = error.issues[0];
-  const field = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".");
+  const field = issue.path
+    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join("");
   const seen = valueAt(root, issue.path);
   if (seen === undefined) return `${where}: ${field} is missing (${className} needs it for the FLOP model)`;
   const shown = JSON.stringify(seen);
