@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { getGpu, shippedCatalog } from "../src/cost/catalog.ts";
 import { KNOWN_TRANSFORMER_CLASSES, readTransformerConfig, readVaeConfig } from "../src/cost/model-config.ts";
 import { CONFIG_PRESETS, configShape, modelShape, shapeFromConfig } from "../src/cost/models.ts";
+import { REPORTED_RUNS } from "../src/cost/published.ts";
 import { evaluateScenario } from "../src/cost/scenarios.ts";
 import { nfeFlops, textEncoderFlops, tokenGrid, VIDEO_PRESETS, vaeDecoderFlops } from "../src/cost/shapes.ts";
 
@@ -141,6 +142,41 @@ describe("presets built from the shipped config files", () => {
     expect(sc.networkFlops).toBe(150 * sc.flopsPerNfe);
     // two prompts encoded (positive and negative), as with two-call guidance
     expect(sc.oncePerClip.textEncoderFlops).toBe(2 * textEncoderFlops(s.textEncoder!));
+  });
+});
+
+describe("published run times (docs/cost.md's table, scripts/cost-table.ts)", () => {
+  it("every reported run names a shipped preset and a catalog GPU, and fits its VAE and patch", () => {
+    for (const r of REPORTED_RUNS) {
+      expect(CONFIG_PRESETS.some((p) => p.id === r.model)).toBe(true);
+      const s = evaluateScenario({
+        shape: modelShape(r.model),
+        clip: { width: r.width, height: r.height, frames: r.frames },
+        fps: 24,
+        steps: r.steps,
+        cfg: r.cfg,
+        gpu: getGpu(cat, r.gpu),
+        catalog: cat,
+        gpus: r.gpus,
+        priceUsdPerHour: 0,
+      });
+      expect(s.wallSeconds).toBeGreaterThan(0);
+    }
+  });
+
+  it("Wan2.1 T2V-14B on one H100: 1,892.5 s predicted against the README's 1,837.9 s (not an MFU input)", () => {
+    const r = REPORTED_RUNS.find((x) => x.id === "wan2.1-14b-h100-sxm-x1")!;
+    const s = evaluateScenario({
+      shape: modelShape("wan2.1-14b"),
+      clip: { width: r.width, height: r.height, frames: r.frames },
+      fps: 16,
+      steps: r.steps,
+      cfg: r.cfg,
+      gpu: getGpu(cat, r.gpu),
+      catalog: cat,
+    });
+    expect(r.seconds).toBe(1837.9);
+    expect(s.wallSeconds / r.seconds).toBeCloseTo(1.0297, 3);
   });
 });
 
