@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { getGpu, shippedCatalog } from "../src/cost/catalog.ts";
+import { modelShape } from "../src/cost/models.ts";
 import { evaluateScenario } from "../src/cost/scenarios.ts";
-import { modelShape } from "../src/cost/shapes.ts";
 
 // tsx directly, not npx: npm prints its own warnings on stderr
 const TSX = join(process.cwd(), "node_modules", ".bin", "tsx");

@@ -9,9 +9,10 @@ import {
 } from "../src/cost/calibration.ts";
 import { getGpu, shippedCatalog } from "../src/cost/catalog.ts";
 import { minuteCost, solveInverse, startKnobs } from "../src/cost/inverse.ts";
+import { modelShape } from "../src/cost/models.ts";
 import { MEASUREMENTS } from "../src/cost/published.ts";
 import { evaluateScenario, type ScenarioOptions } from "../src/cost/scenarios.ts";
-import { ditShape, modelShape, nfeFlopsAtTokens, ownShape, vaeDecoderFlops } from "../src/cost/shapes.ts";
+import { ditShape, nfeFlopsAtTokens, ownShape, vaeDecoderFlops } from "../src/cost/shapes.ts";
 import { analyticFlopsPerCall } from "../src/meter/analytic.ts";
 import { PRESETS } from "../src/model/config.ts";
 
@@ -294,7 +295,7 @@ describe("model presets", () => {
   });
   it("unknown model lists the known ones", () => {
     expect(() => modelShape("sora")).toThrow(
-      /^unknown model "sora"; known models: wan2\.1-14b, wan2\.1-1\.3b, hunyuanvideo, cogvideox-5b, dit-s\/2,/,
+      /^unknown model "sora"; known models: wan2\.1-14b, wan2\.1-1\.3b, hunyuanvideo, cogvideox-5b, cogvideox-2b, mochi-1, ltx-video, open-sora-2\.0, dit-s\/2,.* or pass --config FILE \(a diffusers transformer config\.json\)$/,
     );
   });
   it("a size that does not fit VAE stride x patch says what would", () => {

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { getGpu, shippedCatalog } from "../src/cost/catalog.ts";
 import { waterfallPlot } from "../src/cost/chart.ts";
+import { modelShape } from "../src/cost/models.ts";
 import {
   buildPath,
   LEVER_NAMES,
@@ -11,7 +12,6 @@ import {
   type StepsMeasurement,
 } from "../src/cost/path.ts";
 import type { ScenarioOptions } from "../src/cost/scenarios.ts";
-import { modelShape } from "../src/cost/shapes.ts";
 import { parseSweepRecord } from "../src/report/sweep.ts";
 import { syntheticSweep } from "./fixtures/report-fixtures.ts";
 

@@ -12,6 +12,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { type Catalog, getGpu, loadCatalog } from "../cost/catalog.ts";
 import { type InverseResult, solveInverse } from "../cost/inverse.ts";
+import { configShape, modelShape } from "../cost/models.ts";
 import {
   DEFAULT_SUMMARY_GPUS,
   type Extrapolation,
@@ -22,7 +23,7 @@ import {
   usd,
 } from "../cost/run.ts";
 import { evaluateScenario, type Scenario, type ScenarioOptions } from "../cost/scenarios.ts";
-import { customShape, type DitShape, modelShape } from "../cost/shapes.ts";
+import { customShape, type DitShape } from "../cost/shapes.ts";
 import { parseRunRecord } from "../meter/record.ts";
 import { UserError } from "../util/errors.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
@@ -49,6 +50,10 @@ export const ScenarioFlags = {
   ffn: intOpt({ min: 1 }).optional(),
   patch: intOpt({ min: 1 }).optional(),
   textTokens: intOpt({ min: 0 }).optional(),
+  config: pathOpt({ mustExist: "file" }).optional(),
+  vaeConfig: pathOpt({ mustExist: "file" }).optional(),
+  vaeTemporal: intOpt({ min: 1 }).optional(),
+  vaeSpatial: intOpt({ min: 1 }).optional(),
   json: z.boolean().default(false),
 };
 type ScenarioFlagValues = z.output<z.ZodObject<typeof ScenarioFlags>>;
@@ -77,7 +82,24 @@ export function addScenarioFlags(cmd: Command, modelHelp: string): Command {
     .option("--ffn <n>", "custom model: FFN hidden size (default 4 x width)")
     .option("--patch <n>", "custom model: spatial patch size (default 2)")
     .option("--text-tokens <n>", "custom model: text tokens attended by cross-attention (default 0)")
+    .option(
+      "--config <file>",
+      "a transformer config.json as diffusers publishes it (WanTransformer3DModel, HunyuanVideoTransformer3DModel, CogVideoXTransformer3DModel, MochiTransformer3DModel, LTXVideoTransformer3DModel; or Open-Sora's MMDiTModel) instead of --model",
+    )
+    .option(
+      "--vae-config <file>",
+      "with --config: the VAE's config.json, for its compression (default: the class's usual VAE)",
+    )
+    .option("--vae-temporal <n>", "with --config: frames per latent frame (overrides the VAE config)")
+    .option(
+      "--vae-spatial <n>",
+      "with --config: pixels per latent pixel, each side (overrides the VAE config)",
+    )
     .option("--json", "print JSON only");
+}
+
+function flagName(k: string): string {
+  return `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
 /** Scenario options from parsed flags (model defaults filled in). */
@@ -86,11 +108,30 @@ export function scenarioFromFlags(
   catalog: Catalog,
   defaultModel?: string,
 ): ScenarioOptions {
-  const name = f.model ?? defaultModel;
+  if (f.config === undefined) {
+    for (const k of ["vaeConfig", "vaeTemporal", "vaeSpatial"] as const) {
+      if (f[k] !== undefined) throw new UserError(`${flagName(k)} applies to --config FILE only`);
+    }
+  } else if (f.model !== undefined) {
+    throw new UserError(`pass --model ${f.model} or --config ${f.config}, not both`);
+  }
+  const name = f.config !== undefined ? "config" : (f.model ?? defaultModel);
   if (name === undefined)
-    throw new UserError("pass --model NAME (a scenario) or --record FILE (a metered run); see --help");
+    throw new UserError(
+      "pass --model NAME or --config FILE (a scenario), or --record FILE (a metered run); see --help",
+    );
   let shape: DitShape;
-  if (name.toLowerCase() === "custom") {
+  if (f.config !== undefined) {
+    for (const k of ["depth", "modelWidth", "heads", "ffn", "patch", "textTokens"] as const) {
+      if (f[k] !== undefined)
+        throw new UserError(`${flagName(k)} is for --model custom only; --config sets the shape`);
+    }
+    shape = configShape(f.config, {
+      vaeConfig: f.vaeConfig,
+      vaeTemporal: f.vaeTemporal,
+      vaeSpatial: f.vaeSpatial,
+    });
+  } else if (name.toLowerCase() === "custom") {
     if (f.depth === undefined || f.modelWidth === undefined || f.heads === undefined) {
       throw new UserError(
         "--model custom needs --depth, --model-width and --heads (and optionally --ffn, --patch, --text-tokens)",
@@ -270,7 +311,7 @@ export function register(program: Command): void {
     );
   addScenarioFlags(
     cmd,
-    "model preset: wan2.1-14b, wan2.1-1.3b, hunyuanvideo, cogvideox-5b, dit-xl/2 (any DiT-S/B/L/XL/p), tiny, small, micro, or custom",
+    "model preset: wan2.1-14b, wan2.1-1.3b, hunyuanvideo, cogvideox-5b, cogvideox-2b, mochi-1, ltx-video, open-sora-2.0, dit-xl/2 (any DiT-S/B/L/XL/p), tiny, small, micro, or custom",
   )
     .option(
       "--target-usd-per-minute <x>",
@@ -311,7 +352,16 @@ export function register(program: Command): void {
 }
 
 function runRecordCost(f: z.output<typeof CostOptions>, catalog: Catalog): void {
-  for (const k of ["model", "steps", "frames", "width", "height", "targetUsdPerMinute", "gpus"] as const) {
+  for (const k of [
+    "model",
+    "config",
+    "steps",
+    "frames",
+    "width",
+    "height",
+    "targetUsdPerMinute",
+    "gpus",
+  ] as const) {
     if (f[k] !== undefined) {
       throw new UserError(
         `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} describes a scenario; with --record the run's own figures are used`,

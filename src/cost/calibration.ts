@@ -5,6 +5,7 @@
  * overhead is a serial fraction fitted to a published scaling series.
  */
 import type { Catalog, Gpu } from "./catalog.ts";
+import { modelShape } from "./models.ts";
 import {
   INTERCONNECT,
   MEASUREMENTS,
@@ -12,7 +13,14 @@ import {
   SCALING_SERIES,
   type ScalingSeries,
 } from "./published.ts";
-import { modelShape, nfeFlops, textEncoderFlops, tokenGrid, vaeDecoderFlops } from "./shapes.ts";
+import {
+  callsPerStep,
+  nfeFlops,
+  promptsPerClip,
+  textEncoderFlops,
+  tokenGrid,
+  vaeDecoderFlops,
+} from "./shapes.ts";
 
 /** Everything one clip costs in FLOPs: the network over all NFEs, and what runs once per clip. */
 export interface ClipFlops {
@@ -30,11 +38,10 @@ export function measurementFlops(m: Measurement): ClipFlops {
   const shape = modelShape(m.model);
   const clip = { width: m.width, height: m.height, frames: m.frames };
   const per = nfeFlops(shape, clip).total;
-  const cfgMult = m.cfg ? 2 : 1;
   const calls = shape.generation === "frame" ? m.frames : 1;
-  const nfe = calls * m.steps * cfgMult;
+  const nfe = calls * m.steps * callsPerStep(shape, m.cfg);
   const grid = tokenGrid(shape, clip);
-  const text = shape.textEncoder ? textEncoderFlops(shape.textEncoder) * cfgMult : 0;
+  const text = shape.textEncoder ? textEncoderFlops(shape.textEncoder) * promptsPerClip(m.cfg) : 0;
   const vae = shape.vae
     ? vaeDecoderFlops(shape.vae, grid.latentFrames * calls, grid.latentHeight, grid.latentWidth)
     : 0;

@@ -19,6 +19,7 @@ export {
 } from "./catalog.ts";
 export { waterfallPlot } from "./chart.ts";
 export { type InverseResult, solveInverse } from "./inverse.ts";
+export { configShape, modelNames, modelShape } from "./models.ts";
 export {
   buildPath,
   LEVER_NAMES,
@@ -42,4 +43,4 @@ export {
   usd,
 } from "./run.ts";
 export { clipFlops, evaluateScenario, type Scenario, type ScenarioOptions } from "./scenarios.ts";
-export { type DitShape, modelNames, modelShape, nfeFlops, nfeFlopsAtTokens } from "./shapes.ts";
+export { type DitShape, nfeFlops, nfeFlopsAtTokens } from "./shapes.ts";

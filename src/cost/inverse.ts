@@ -10,7 +10,15 @@
  */
 import { speedup } from "./calibration.ts";
 import type { Scenario, ScenarioOptions } from "./scenarios.ts";
-import { type DitShape, nfeFlopsAtTokens, textEncoderFlops, tokenGrid, vaeDecoderFlops } from "./shapes.ts";
+import {
+  callsPerStep,
+  type DitShape,
+  nfeFlopsAtTokens,
+  promptsPerClip,
+  textEncoderFlops,
+  tokenGrid,
+  vaeDecoderFlops,
+} from "./shapes.ts";
 
 export type InverseLever = "steps" | "price" | "mfu" | "resolution" | "modelWidth";
 export const INVERSE_LEVERS: readonly InverseLever[] = ["steps", "price", "mfu", "resolution", "modelWidth"];
@@ -35,11 +43,10 @@ export function minuteCost(o: ScenarioOptions, s: Scenario, k: Knobs): number {
   };
   const grid = tokenGrid(o.shape, o.clip);
   const r2 = k.resolutionScale * k.resolutionScale;
-  const cfgMult = o.cfg ? 2 : 1;
   const calls = o.shape.generation === "frame" ? o.clip.frames : 1;
-  const nfe = calls * k.steps * cfgMult;
+  const nfe = calls * k.steps * callsPerStep(o.shape, o.cfg);
   const network = nfeFlopsAtTokens(shape, grid.tokens * r2).total * nfe * (o.networkTimeFactor ?? 1);
-  const text = o.shape.textEncoder ? textEncoderFlops(o.shape.textEncoder) * cfgMult : 0;
+  const text = o.shape.textEncoder ? textEncoderFlops(o.shape.textEncoder) * promptsPerClip(o.cfg) : 0;
   const vae = o.shape.vae
     ? vaeDecoderFlops(
         o.shape.vae,

@@ -17,6 +17,7 @@ import { z } from "zod";
 import { UserError } from "../util/errors.ts";
 import { defaultMfu } from "./calibration.ts";
 import { type Catalog, chosenPrice, type Gpu } from "./catalog.ts";
+import { modelShape } from "./models.ts";
 import {
   ESSAY,
   FEATURE_CACHING_SPEEDUP,
@@ -33,7 +34,7 @@ import {
   TARGET_MFU,
 } from "./published.ts";
 import { evaluateScenario, type Scenario, type ScenarioOptions } from "./scenarios.ts";
-import { type DitShape, modelShape } from "./shapes.ts";
+import type { DitShape } from "./shapes.ts";
 
 export const LEVER_NAMES = [
   "fewer-steps",

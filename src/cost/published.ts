@@ -297,3 +297,185 @@ export const LOW_RES_HEIGHT: PublishedFigure = {
   source: "Wan2.1 README: 480P (832x480) is a supported size of T2V-14B and the recommended size of T2V-1.3B",
   asOf: "2025-02",
 };
+
+/** A published end-to-end run time of a preset, with how many GPUs ran it. */
+export interface ReportedRun extends Measurement {
+  /** the GPU as the source names it */
+  gpuAsPublished: string;
+  gpus: number;
+  /** "at most": the source gives an upper bound ("within 5 minutes") */
+  upperBound?: boolean;
+}
+
+const WAN_TABLE =
+  "Wan-Video/Wan2.1@9737cba9c1c3c4d04b33fcad41c111989865d315 README, Computational Efficiency on Different GPUs (assets/comp_effic.png: total time (s) / peak memory)";
+const OPEN_SORA_TABLE =
+  "hpcaitech/Open-Sora@7ad6a96a135feb81f755c84fb391818718f6beb2 README, Computational Efficiency (H100/H800, 50 steps, total time (s))";
+
+function wanRow(
+  model: "wan2.1-14b" | "wan2.1-1.3b",
+  gpu: string,
+  gpuAsPublished: string,
+  gpus: number,
+  seconds: number,
+  note: string,
+): ReportedRun {
+  const big = model === "wan2.1-14b";
+  return {
+    id: `${model}-${gpu}-x${gpus}`,
+    model,
+    width: big ? 1280 : 832,
+    height: big ? 720 : 480,
+    frames: 81,
+    steps: 50,
+    cfg: true,
+    gpu,
+    gpuAsPublished,
+    gpus,
+    seconds,
+    source: `${WAN_TABLE}: T2V-${big ? "14B 720P" : "1.3B 480P"}, ${gpus} GPU(s)`,
+    asOf: "2025-02",
+    note,
+  };
+}
+
+function measured(id: string): Measurement {
+  const m = MEASUREMENTS.find((x) => x.id === id);
+  if (!m) throw new Error(`internal error: no measurement ${id}`);
+  return m;
+}
+
+/**
+ * Every published run time found for the shipped config presets (docs/cost.md
+ * compares each with framecost's prediction). Some are also calibration
+ * inputs (MEASUREMENTS): the table says which.
+ */
+export const REPORTED_RUNS: ReportedRun[] = [
+  wanRow("wan2.1-14b", "h100-sxm", "H800/H100", 1, 1837.9, "--offload_model True on 1 GPU"),
+  wanRow("wan2.1-14b", "h100-sxm", "H800/H100", 8, 287.9, "8 GPUs, sequence parallel"),
+  wanRow("wan2.1-14b", "a100-sxm", "A800/A100", 1, 3342.6, "--offload_model True on 1 GPU"),
+  wanRow("wan2.1-14b", "a100-sxm", "A800/A100", 8, 469.9, "8 GPUs, sequence parallel"),
+  wanRow("wan2.1-14b", "h20", "H20", 1, 6935.5, "--offload_model True on 1 GPU"),
+  wanRow("wan2.1-14b", "h20", "H20", 8, 980.5, "8 GPUs, sequence parallel"),
+  wanRow("wan2.1-1.3b", "rtx-4090", "4090", 1, 261.4, "--offload_model True --t5_cpu"),
+  wanRow("wan2.1-1.3b", "rtx-4090", "4090", 8, 112.3, "--ring_size 8"),
+  { ...measured("wan2.1-1.3b-480p-rtx4090"), gpuAsPublished: "RTX 4090", gpus: 1 },
+  { ...measured("hunyuanvideo-720p-h100"), gpuAsPublished: "H100", gpus: 1 },
+  {
+    ...measured("hunyuanvideo-720p-h100"),
+    id: "hunyuanvideo-720p-h100-x8",
+    gpuAsPublished: "H100",
+    gpus: 8,
+    seconds: 337.58,
+    source:
+      "xDiT performance report, docs/performance/hunyuanvideo.md (github.com/xdit-project/xDiT), 8 GPUs Ulysses; the same 1904.08 / 337.58 s in Tencent/HunyuanVideo@fa14b001c18f37191c938a9ef6baad3b9b472759 README (GPU not named there)",
+  },
+  { ...measured("hunyuanvideo-720p-h20"), gpuAsPublished: "H20", gpus: 1 },
+  { ...measured("cogvideox-5b-h100"), gpuAsPublished: "H100", gpus: 1 },
+  { ...measured("cogvideox-5b-a100"), gpuAsPublished: "A100", gpus: 1 },
+  {
+    ...measured("cogvideox-5b-h100"),
+    id: "cogvideox-2b-h100",
+    model: "cogvideox-2b",
+    seconds: 45,
+    gpuAsPublished: "H100",
+    gpus: 1,
+    source:
+      'THUDM/CogVideo@e519eced782c08db81f45e5eb40baa45958087ae README: CogVideoX-2B, step = 50, FP16, "Single H100: ~45 seconds"',
+    note: "with the README's memory optimizations on (about 10% slower, it says)",
+  },
+  {
+    ...measured("cogvideox-5b-a100"),
+    id: "cogvideox-2b-a100",
+    model: "cogvideox-2b",
+    seconds: 90,
+    gpuAsPublished: "A100",
+    gpus: 1,
+    source:
+      'THUDM/CogVideo@e519eced782c08db81f45e5eb40baa45958087ae README: CogVideoX-2B, step = 50, FP16, "Single A100: ~90 seconds"',
+    note: "with the README's memory optimizations on",
+  },
+  {
+    id: "mochi-1-replicate-h100",
+    model: "mochi-1",
+    width: 848,
+    height: 480,
+    frames: 163,
+    steps: 64,
+    cfg: true,
+    gpu: "h100-sxm",
+    gpuAsPublished: "H100 (Replicate)",
+    gpus: 1,
+    seconds: 300,
+    upperBound: true,
+    source:
+      'Replicate, genmoai/mochi-1 model page (replicate.com/genmoai/mochi-1): "runs on Nvidia H100 GPU hardware. Predictions typically complete within 5 minutes"',
+    asOf: "2024-10",
+    note: "an upper bound; the page does not state the settings (taken as the defaults of genmoai/mochi demos/cli.py)",
+  },
+  {
+    id: "ltx-video-h100",
+    model: "ltx-video",
+    width: 768,
+    height: 512,
+    frames: 121,
+    steps: 40,
+    cfg: true,
+    gpu: "h100-sxm",
+    gpuAsPublished: "H100",
+    gpus: 1,
+    seconds: 2,
+    source:
+      'HaCohen et al. 2024, LTX-Video: Realtime Video Latent Diffusion (arXiv 2501.00103), abstract: "producing 5 seconds of 24 fps video at 768x512 resolution in just 2 seconds on an Nvidia H100 GPU"',
+    asOf: "2024-12",
+    note: "the abstract does not state the steps or guidance: predicted at the first release's inference.py defaults (40 steps, CFG)",
+  },
+  {
+    id: "open-sora-2.0-256-h100",
+    model: "open-sora-2.0",
+    width: 256,
+    height: 256,
+    frames: 129,
+    steps: 50,
+    cfg: true,
+    gpu: "h100-sxm",
+    gpuAsPublished: "H100/H800",
+    gpus: 1,
+    seconds: 60,
+    source: `${OPEN_SORA_TABLE}: 256x256, 1 GPU`,
+    asOf: "2025-03",
+    note: "--offload True; frames not stated (the config's 129 taken)",
+  },
+  {
+    id: "open-sora-2.0-768-h100",
+    model: "open-sora-2.0",
+    width: 768,
+    height: 768,
+    frames: 129,
+    steps: 50,
+    cfg: true,
+    gpu: "h100-sxm",
+    gpuAsPublished: "H100/H800",
+    gpus: 1,
+    seconds: 1656,
+    source: `${OPEN_SORA_TABLE}: 768x768, 1 GPU`,
+    asOf: "2025-03",
+    note: "frames not stated (129 taken); the 768px config makes the first frame with Flux first (use_t2i2v), which is not counted",
+  },
+  {
+    id: "open-sora-2.0-768-h100-x8",
+    model: "open-sora-2.0",
+    width: 768,
+    height: 768,
+    frames: 129,
+    steps: 50,
+    cfg: true,
+    gpu: "h100-sxm",
+    gpuAsPublished: "H100/H800",
+    gpus: 8,
+    seconds: 276,
+    source: `${OPEN_SORA_TABLE}: 768x768, 8 GPUs (sequence parallel)`,
+    asOf: "2025-03",
+    note: "frames not stated (129 taken); Flux first frame not counted",
+  },
+];

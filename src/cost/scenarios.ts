@@ -21,9 +21,11 @@ import {
 import { type Catalog, type ChosenPrice, type Gpu, requirePrice } from "./catalog.ts";
 import {
   type Clip,
+  callsPerStep,
   type DitShape,
   type NfeFlops,
   nfeFlops,
+  promptsPerClip,
   textEncoderFlops,
   tokenGrid,
   vaeDecoderFlops,
@@ -109,11 +111,10 @@ export function clipFlops(
   cfg: boolean,
 ): ClipFlops & { per: NfeFlops } {
   const per = nfeFlops(shape, clip);
-  const cfgMult = cfg ? 2 : 1;
   const calls = shape.generation === "frame" ? clip.frames : 1;
-  const nfe = calls * steps * cfgMult;
+  const nfe = calls * steps * callsPerStep(shape, cfg);
   const grid = tokenGrid(shape, clip);
-  const text = shape.textEncoder ? textEncoderFlops(shape.textEncoder) * cfgMult : 0;
+  const text = shape.textEncoder ? textEncoderFlops(shape.textEncoder) * promptsPerClip(cfg) : 0;
   const vae = shape.vae
     ? vaeDecoderFlops(shape.vae, grid.latentFrames * calls, grid.latentHeight, grid.latentWidth)
     : 0;
@@ -231,7 +232,7 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
     convention,
     steps: o.steps,
     cfg: o.cfg,
-    nfePerStep: o.cfg ? 2 : 1,
+    nfePerStep: callsPerStep(o.shape, o.cfg),
     nfe: f.nfe,
     flopsPerNfe: c(f.flopsPerNfe),
     breakdownPerNfe: {

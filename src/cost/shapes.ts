@@ -11,7 +11,7 @@
  * scenario agrees with what the meter counts on a real run.
  */
 import { analyticBreakdown } from "../meter/analytic.ts";
-import { type ModelConfig, PRESETS as OWN_PRESETS } from "../model/config.ts";
+import type { ModelConfig } from "../model/config.ts";
 import { UserError } from "../util/errors.ts";
 
 export type TextMode = "none" | "cross" | "joint";
@@ -83,6 +83,8 @@ export interface DitShape {
   freqDim: number;
   /** "clip": one network call denoises the whole clip; "frame": one frame per call */
   generation: "clip" | "frame";
+  /** network calls per step with guidance on (default 2: conditional and unconditional; Open-Sora 2.0: 3) */
+  guidanceCalls?: number;
   textEncoder: TextEncoderShape | null;
   vae: VaeDecoderShape | null;
   /** parameter count as published (for memory-fit checks); null where not published */
@@ -96,7 +98,7 @@ export interface DitShape {
   asOf: string;
 }
 
-const T5_XXL_ENCODER = (name: string, tokens: number): TextEncoderShape => ({
+export const T5_XXL_ENCODER = (name: string, tokens: number): TextEncoderShape => ({
   name,
   layers: 24,
   width: 4096,
@@ -108,7 +110,7 @@ const T5_XXL_ENCODER = (name: string, tokens: number): TextEncoderShape => ({
   source: "T5 v1.1 / umT5 XXL config (d_model 4096, d_ff 10240, 24 layers, 64 heads x 64, gated-gelu)",
 });
 
-const WAN_VAE: VaeDecoderShape = {
+export const WAN_VAE: VaeDecoderShape = {
   name: "Wan-VAE",
   baseDim: 96,
   mult: [1, 2, 4, 4],
@@ -118,6 +120,42 @@ const WAN_VAE: VaeDecoderShape = {
   zDim: 16,
   exact: true,
   source: "Wan2.1 wan/modules/vae.py (_video_vae: dim 96, dim_mult [1,2,4,4], num_res_blocks 2)",
+};
+
+/** HunyuanVideo's text encoder: a decoder-only MLLM run once per prompt. */
+export const HUNYUAN_TEXT_ENCODER: TextEncoderShape = {
+  name: "LLaVA-Llama-3-8B (decoder-only MLLM)",
+  layers: 32,
+  width: 4096,
+  attnWidth: 4096,
+  kvWidth: 1024,
+  ffn: 14336,
+  gated: true,
+  tokens: 256,
+  source:
+    "Llama-3-8B config (32 layers, 4096 wide, 8 KV heads, FFN 14336 SwiGLU); HunyuanVideo text_len 256 (prompt template and CLIP-L not counted)",
+};
+
+/** HunyuanVideo's VAE decoder (also Open-Sora 2.0's), estimated with Wan-VAE's layout. */
+export const HUNYUAN_VAE: VaeDecoderShape = {
+  ...WAN_VAE,
+  name: "HunyuanVideo 3D VAE (estimate)",
+  baseDim: 128,
+  exact: false,
+  source:
+    "estimated with Wan-VAE's decoder layout at 128 base channels (HunyuanVideo's causal 3D VAE, 884-16c-hy)",
+};
+
+/** CogVideoX's VAE decoder (2B and 5B share it), estimated with Wan-VAE's layout. */
+export const COGVIDEOX_VAE: VaeDecoderShape = {
+  ...WAN_VAE,
+  name: "CogVideoX 3D VAE (estimate)",
+  baseDim: 128,
+  mult: [1, 2, 2, 4],
+  resBlocks: 3,
+  exact: false,
+  source:
+    "estimated with Wan-VAE's decoder layout at CogVideoX's channel widths (128 x [1,2,2,4], 3 layers per block)",
 };
 
 /** What the two Wan2.1 sizes share (wan/configs/shared_config.py): patching, VAE, text path, modulation. */
@@ -136,6 +174,12 @@ const WAN21 = {
   vae: WAN_VAE,
 } satisfies Partial<DitShape>;
 
+/**
+ * The production shapes as first entered by hand from READMEs. `--model`
+ * uses the presets built from published config files instead (models.ts);
+ * these stay as an independent transcription, and test/cost-config.test.ts
+ * checks that both give the same FLOPs.
+ */
 export const VIDEO_PRESETS: Record<string, DitShape> = {
   "wan2.1-14b": {
     id: "wan2.1-14b",
@@ -184,26 +228,8 @@ export const VIDEO_PRESETS: Record<string, DitShape> = {
     modulation: "per-block",
     freqDim: 256,
     generation: "clip",
-    textEncoder: {
-      name: "LLaVA-Llama-3-8B (decoder-only MLLM)",
-      layers: 32,
-      width: 4096,
-      attnWidth: 4096,
-      kvWidth: 1024,
-      ffn: 14336,
-      gated: true,
-      tokens: 256,
-      source:
-        "Llama-3-8B config (32 layers, 4096 wide, 8 KV heads, FFN 14336 SwiGLU); HunyuanVideo text_len 256 (prompt template and CLIP-L not counted)",
-    },
-    vae: {
-      ...WAN_VAE,
-      name: "HunyuanVideo 3D VAE (estimate)",
-      baseDim: 128,
-      exact: false,
-      source:
-        "estimated with Wan-VAE's decoder layout at 128 base channels (HunyuanVideo's causal 3D VAE, 884-16c-hy)",
-    },
+    textEncoder: HUNYUAN_TEXT_ENCODER,
+    vae: HUNYUAN_VAE,
     params: 13e9,
     // the released checkpoint is guidance-distilled: --cfg-scale 1.0, --embedded-cfg-scale 6.0
     defaults: { width: 1280, height: 720, frames: 129, steps: 50, cfg: false, fps: 24 },
@@ -229,16 +255,7 @@ export const VIDEO_PRESETS: Record<string, DitShape> = {
     freqDim: 256,
     generation: "clip",
     textEncoder: T5_XXL_ENCODER("T5-XXL encoder", 226),
-    vae: {
-      ...WAN_VAE,
-      name: "CogVideoX 3D VAE (estimate)",
-      baseDim: 128,
-      mult: [1, 2, 2, 4],
-      resBlocks: 3,
-      exact: false,
-      source:
-        "estimated with Wan-VAE's decoder layout at CogVideoX's channel widths (128 x [1,2,2,4], 3 layers per block)",
-    },
+    vae: COGVIDEOX_VAE,
     params: 5e9,
     defaults: { width: 720, height: 480, frames: 49, steps: 50, cfg: true, fps: 8 },
     source:
@@ -336,38 +353,8 @@ export function ownShape(cfg: ModelConfig): DitShape {
   };
 }
 
-/** Every preset name `--model` accepts (DiT at patch 2, 4, 8 listed; any patch works). */
-export function modelNames(): string[] {
-  const dits = Object.keys(DIT_SIZES).flatMap((s) => [2, 4, 8].map((p) => `dit-${s}/${p}`));
-  return [...Object.keys(VIDEO_PRESETS), ...dits, ...Object.keys(OWN_PRESETS)];
-}
-
-/** The shape for a `--model` name (case-insensitive), or a UserError listing the known ones. */
-export function modelShape(name: string): DitShape {
-  const n = name.trim().toLowerCase();
-  const aliases: Record<string, string> = {
-    "wan2.1-t2v-14b": "wan2.1-14b",
-    "wan2.1-t2v-1.3b": "wan2.1-1.3b",
-    "hunyuan-video": "hunyuanvideo",
-    cogvideox: "cogvideox-5b",
-  };
-  const key = aliases[n] ?? n;
-  if (VIDEO_PRESETS[key]) return VIDEO_PRESETS[key];
-  const dit = /^dit-(s|b|l|xl)\/(\d+)$/.exec(key);
-  if (dit) {
-    const p = Number(dit[2]);
-    if (p < 1 || 32 % p !== 0)
-      throw new UserError(
-        `--model ${name}: DiT patch size must divide the 32x32 latent (1, 2, 4, 8, 16, 32), got ${p}`,
-      );
-    return ditShape(dit[1], p);
-  }
-  const own = OWN_PRESETS[key];
-  if (own) return ownShape(own);
-  throw new UserError(
-    `unknown model "${name}"; known models: ${modelNames().join(", ")}, or custom (with --depth, --model-width, --heads)`,
-  );
-}
+/** DiT sizes `dit-{s,b,l,xl}/p` accepts. */
+export const DIT_SIZE_NAMES = Object.keys(DIT_SIZES);
 
 /** A custom video DiT from flags: Wan-like defaults (VAE 4x8x8, 16 latent channels, patch 1x2x2). */
 export function customShape(o: {
@@ -551,6 +538,16 @@ function ownNfeFlops(shape: DitShape, tokens: number): NfeFlops {
     embedding,
     total: linear + attention + embedding,
   };
+}
+
+/** Network calls per sampler step: 1 without guidance, `guidanceCalls` (default 2) with it. */
+export function callsPerStep(shape: DitShape, cfg: boolean): number {
+  return cfg ? (shape.guidanceCalls ?? 2) : 1;
+}
+
+/** Prompts the text encoder runs per clip: the prompt, and the negative prompt with guidance. */
+export function promptsPerClip(cfg: boolean): number {
+  return cfg ? 2 : 1;
 }
 
 export function nfeFlops(shape: DitShape, clip: Clip): NfeFlops {
