@@ -284,7 +284,11 @@ const LEVERS: Record<
     defaultEnabled: true,
     apply: (s) => ({
       state: { ...s, o: { ...s.o, cfg: false } },
-      detail: s.o.cfg ? "CFG off: one network call per step" : "already one call per step (no CFG)",
+      detail: !s.o.cfg
+        ? "already one call per step (no CFG)"
+        : (s.o.shape.guidanceCalls ?? 2) === 2
+          ? "CFG off: one network call per step"
+          : `CFG off: ${s.o.shape.guidanceCalls} network calls per step -> 1`,
       source: { kind: "published", text: GUIDANCE_DISTILLATION.source, asOf: GUIDANCE_DISTILLATION.asOf },
     }),
   },
