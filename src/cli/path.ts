@@ -9,8 +9,8 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { loadCatalog } from "../cost/catalog.ts";
-import { parseLeversRecord } from "../cost/measured.ts";
 import { waterfallPlot } from "../cost/chart.ts";
+import { parseLeversRecord } from "../cost/measured.ts";
 import {
   buildPath,
   type LeverOverride,
@@ -99,7 +99,8 @@ export function formatPath(r: PathResult, verbose: boolean): string[] {
       L.push(
         `${pad}toy x${l.toy.factor.toPrecision(3)} (${l.toy.lever}, ${l.toy.kind === "nfe" ? "NFEs" : "wall time"}, compactness ${toyPct}) beside ${pub}: ${why}`,
       );
-    } else if (l.toyAbsent) L.push(`${pad}toy: not measured (${l.toyAbsent}); applies the ${sourceTag(l.source.kind)} one`);
+    } else if (l.toyAbsent)
+      L.push(`${pad}toy: not measured (${l.toyAbsent}); applies the ${sourceTag(l.source.kind)} one`);
     if (l.note && verbose) L.push(`${pad}note: ${l.note}`);
   }
   L.push(

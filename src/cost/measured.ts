@@ -112,7 +112,11 @@ export const LeversRecordSchema = z.strictObject({
   device: z.strictObject({ cpuModel: z.string(), cores: z.int().positive() }),
   protocol: ProtocolSchema,
   /** the real held-out frames on the same figures: what a perfect model scores */
-  real: z.strictObject({ compactness: nonNegative, specksPerFrame: nonNegative, motion: nonNegative.nullable() }),
+  real: z.strictObject({
+    compactness: nonNegative,
+    specksPerFrame: nonNegative,
+    motion: nonNegative.nullable(),
+  }),
   teacher: z.string().min(1),
   levers: z.array(LeverEntrySchema).min(1),
   /** the teacher at several step counts per sampler: the cost-quality frontier */
@@ -160,10 +164,14 @@ export function parseLeversRecord(data: unknown, where: string): LeversRecord {
   }
   for (const [i, l] of r.data.levers.entries())
     if (!names.has(l.baseline))
-      throw new UserError(`${where}: levers[${i}].baseline "${l.baseline}" names no lever in the file; ${fix}`);
+      throw new UserError(
+        `${where}: levers[${i}].baseline "${l.baseline}" names no lever in the file; ${fix}`,
+      );
   const teacher = r.data.levers.find((l) => l.name === r.data.teacher);
-  if (!teacher || teacher.status !== "measured")
-    throw new UserError(`${where}: the teacher "${r.data.teacher}" is not a measured lever in the file; ${fix}`);
+  if (teacher?.status !== "measured")
+    throw new UserError(
+      `${where}: the teacher "${r.data.teacher}" is not a measured lever in the file; ${fix}`,
+    );
   return r.data;
 }
 
@@ -216,7 +224,8 @@ export function toyFactor(record: LeversRecord, name: LeverName, tolerance: numb
   );
   if (pool.length === 0) return null;
   const within = pool.filter((l) => compactnessChange(l, teacher) >= -tolerance);
-  const pick = (xs: MeasuredLever[]) => xs.reduce((a, b) => (b.vsBaseline[kind] < a.vsBaseline[kind] ? b : a));
+  const pick = (xs: MeasuredLever[]) =>
+    xs.reduce((a, b) => (b.vsBaseline[kind] < a.vsBaseline[kind] ? b : a));
   const lever = pick(within.length > 0 ? within : pool);
   const change = compactnessChange(lever, teacher);
   const accepted = within.length > 0;

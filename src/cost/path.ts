@@ -17,6 +17,8 @@ import { z } from "zod";
 import { UserError } from "../util/errors.ts";
 import { defaultMfu } from "./calibration.ts";
 import { type Catalog, chosenPrice, type Gpu } from "./catalog.ts";
+import { type LeversRecord, PATH_FACTOR_KIND, type ToyFactor, toyFactor } from "./measured.ts";
+import { LEVER_NAMES, type LeverName } from "./path-names.ts";
 import {
   ESSAY,
   FEATURE_CACHING_SPEEDUP,
@@ -33,8 +35,6 @@ import {
   TARGET_MFU,
 } from "./published.ts";
 import { evaluateScenario, type Scenario, type ScenarioOptions } from "./scenarios.ts";
-import { type LeversRecord, PATH_FACTOR_KIND, type ToyFactor, toyFactor } from "./measured.ts";
-import { LEVER_NAMES, type LeverName } from "./path-names.ts";
 import { type DitShape, modelShape } from "./shapes.ts";
 
 export { LEVER_NAMES, type LeverName };
@@ -681,7 +681,7 @@ export function buildPath(p: PathOptions): PathResult {
     const t = found.get(name);
     const own = t ? def.apply(state, withoutToy) : null;
     // the toy applies unless the sweep measured fewer steps (the sweep's reference is 50 steps, as the start's)
-    const toyApplies = t !== undefined && t.accepted && step.source.kind === "measured" && step.source.text === t.text;
+    const toyApplies = t?.accepted === true && step.source.kind === "measured" && step.source.text === t.text;
     const o = overrides.get(name);
     const enabled = o?.enabled ?? def.defaultEnabled;
     const factor = o?.factor ?? chainFactor;

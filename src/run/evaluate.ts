@@ -7,11 +7,11 @@
  *    vs the last, and how much the frames move.
  */
 import { HELD_OUT_SEED_BASE, makeClip } from "../data/clips.ts";
+import type { RunRecord } from "../meter/record.ts";
 import { type QualityFigures, qualityFigures } from "../quality/metrics.ts";
 import { heldOutFrames } from "../quality/reference.ts";
 import { type ShapeFigures, shapeFigures } from "../quality/shapes.ts";
 import { Rng } from "../util/rng.ts";
-import type { RunRecord } from "../meter/record.ts";
 import { type GenerationOptions, type Guidance, runGeneration } from "./generation.ts";
 
 export interface EvaluationOptions {
