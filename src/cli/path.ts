@@ -88,13 +88,15 @@ export function formatPath(r: PathResult, verbose: boolean): string[] {
     );
     const pad = `  ${"".padEnd(45)} ${"".padStart(9)}  `;
     if (l.toy) {
-      const pub = `${sourceTag(l.toy.publishedSource.kind)} x${l.toy.publishedChainFactor.toPrecision(3)}`;
+      const kind = l.toy.publishedSource.kind;
+      const pubTag = kind === "not measured (published fallback)" ? "published (fallback)" : kind;
+      const pub = `${pubTag} x${l.toy.publishedChainFactor.toPrecision(3)}`;
       const toyPct = `${l.toy.compactnessChange >= 0 ? "+" : ""}${(l.toy.compactnessChange * 100).toFixed(1)}%`;
       const why =
         l.applies === "toy"
           ? "applies the toy's"
           : !l.toy.accepted
-            ? `applies the ${sourceTag(l.toy.publishedSource.kind)} one (the toy's costs ${toyPct} compactness, beyond the tolerance)`
+            ? `applies the ${pubTag} one (the toy's costs ${toyPct} compactness, beyond the tolerance)`
             : `applies the ${sourceTag(l.source.kind)} one`;
       L.push(
         `${pad}toy x${l.toy.factor.toPrecision(3)} (${l.toy.lever}, ${l.toy.kind === "nfe" ? "NFEs" : "wall time"}, compactness ${toyPct}) beside ${pub}: ${why}`,

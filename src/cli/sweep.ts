@@ -13,17 +13,19 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_SUMMARY_GPUS, summarizeRunCost } from "../cost/index.ts";
+import { parseLeversRecord } from "../cost/measured.ts";
 import { makeSampler, samplerNames } from "../diffusion/samplers/index.ts";
 import { makeSchedule } from "../diffusion/schedule.ts";
 import { doctorData } from "../media/machine.ts";
 import { type RunRecord, validateRunRecord } from "../meter/record.ts";
+import { readJsonFile } from "../report/files.ts";
 import { writeSweepOutputs } from "../report/html.ts";
 import { buildSweepRecord, type SweepCell, type SweepRecord } from "../report/sweep.ts";
 import { checkGenerationOptions } from "../run/generation.ts";
 import type { CellReply, CellRequest } from "../run/sweep-worker.ts";
 import { UserError } from "../util/errors.ts";
 import { startTsWorker } from "../util/workers.ts";
-import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, stringOpt } from "./options.ts";
+import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 export interface SweepOptions {
   steps: number[];
@@ -279,6 +281,7 @@ const Options = z.object({
   watts: numberOpt({ gt: 0 }).optional(),
   kwhPrice: numberOpt({ min: 0 }).optional(),
   gpus: listOpt(z.string()).optional(),
+  leversMeasured: pathOpt({ mustExist: "file" }).optional(),
 });
 
 export function register(program: Command): void {
@@ -321,8 +324,17 @@ export function register(program: Command): void {
     .option("--watts <w>", "power draw of this machine")
     .option("--kwh-price <usd>", "electricity price, USD per kWh")
     .option("--gpus <ids>", "catalog GPUs to price cells on", DEFAULT_SUMMARY_GPUS.join(","))
+    .option(
+      "--levers-measured <file>",
+      "a levers.json from framecost levers: the report gains its cost-quality frontier plot",
+    )
     .action(async (raw: Record<string, unknown>) => {
       const p = parseOptions(Options, raw);
+      // read before the sweep runs: a bad file should not wait for minutes of cells
+      const levers =
+        p.leversMeasured === undefined
+          ? null
+          : parseLeversRecord(await readJsonFile(p.leversMeasured), `--levers-measured ${p.leversMeasured}`);
       const o: SweepOptions = { ...p, gpus: p.gpus ?? [...DEFAULT_SUMMARY_GPUS], report: true };
       let stop = false;
       process.once("SIGINT", () => {
@@ -336,7 +348,7 @@ export function register(program: Command): void {
       const written = await writeSweepOutputs(
         o.out,
         { ...res.sweep, machine: machine as unknown as SweepRecord["machine"] },
-        { machine },
+        { machine, levers },
       );
       const rows = res.sweep.cells.map((c) => {
         const q = c.quality ? `swd ${c.quality.swdPixels.toFixed(3)}` : "no quality";
