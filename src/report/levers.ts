@@ -85,7 +85,7 @@ export function formatLeversTable(r: LeversRecord): string[] {
     `Levers on ${r.model}, ${p.name} protocol: ${p.clips} first frames and ${p.longClips} clips of ${p.longFrames} frames per lever against ${p.referenceClips} held-out clips, seed ${p.seed}, on ${p.backend} (${r.device.cpuModel}, ${r.device.cores} cores)`,
     t.toString(),
     `real frames: compactness ${r.real.compactness.toFixed(3)}, specks ${r.real.specksPerFrame.toFixed(2)} per frame${r.real.motion === null ? "" : `, motion ${r.real.motion.toFixed(4)}`}`,
-    "NFEs and FLOPs per frame over every frame the protocol generated (metered); wall time over each run's frames after its first (warm-up left out); factors are cost ratios (< 1 is cheaper); compactness in brackets: against the teacher's (higher is better)",
+    "NFEs and FLOPs per frame over every frame the protocol generated (metered); wall time: the median frame after each run's first (warm-up left out); factors are cost ratios (< 1 is cheaper); compactness in brackets: against the teacher's (higher is better)",
   ];
   const notes = r.levers
     .filter((l) => l.note && l.status === "measured")

@@ -184,12 +184,17 @@ export function unavailable(c: LeverConfig): string | null {
   return null;
 }
 
-/** Mean wall time of a frame over the runs' frames after their first (the first alone where a run has one). */
+/**
+ * Median wall time of a frame over the runs' frames after their first (the first alone where a run has
+ * one): the first carries the session's warm-up and the one-time kernel counting, and the median keeps a
+ * frame slowed by another process on a shared machine from moving the figure.
+ */
 function warmWallMs(runs: readonly RunRecord[]): number {
-  const walls = runs.flatMap((r) =>
-    (r.frames.length > 1 ? r.frames.slice(1) : r.frames).map((f) => f.wallMs),
-  );
-  return walls.reduce((a, b) => a + b, 0) / walls.length;
+  const walls = runs
+    .flatMap((r) => (r.frames.length > 1 ? r.frames.slice(1) : r.frames).map((f) => f.wallMs))
+    .sort((a, b) => a - b);
+  const m = walls.length >> 1;
+  return walls.length % 2 === 1 ? walls[m] : (walls[m - 1] + walls[m]) / 2;
 }
 
 function figuresOf(ev: Evaluation): LeverFigures {
