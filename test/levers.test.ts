@@ -171,7 +171,7 @@ describe("the frontier plot", () => {
     };
     expect(spec.hconcat).toHaveLength(2);
     for (const panel of spec.hconcat) {
-      expect(panel.layer.map((l) => l.mark.type)).toEqual(["rule", "line", "point", "text"]);
+      expect(panel.layer.map((l) => l.mark.type)).toEqual(["rule", "line", "point", "text", "text"]);
       expect(panel.layer[1].data.values.map((v) => `${v.sampler} ${v.steps}`)).toEqual([
         "ddpm 2",
         "ddpm 5",
@@ -187,6 +187,16 @@ describe("the frontier plot", () => {
         "guide-off",
       ]);
       expect(panel.layer[0].data.values).toEqual([{ compactness: r.real.compactness }]);
+      // every measured lever labelled once, above or below its point
+      const labels = [...panel.layer[3].data.values, ...panel.layer[4].data.values].map((v) => v.lever);
+      expect(labels.sort()).toEqual([
+        "ddpm-10",
+        "ddpm-5",
+        "dpmpp-2m-10",
+        "dpmpp-2m-5",
+        "guide-off",
+        "teacher",
+      ]);
     }
     const svg = await renderSvg(p.spec);
     expect(svg).toMatch(/^<svg/);

@@ -131,6 +131,7 @@ export function frontierPlot(r: LeversRecord): Plot {
   const levers = r.levers
     .filter((l): l is MeasuredLever => l.status === "measured")
     .map((l) => ({ lever: l.name, ...pt(l.figures) }));
+  const byQuality = [...levers].sort((a, b) => a.compactness - b.compactness);
   const samplers = [...new Set(r.frontier.map((f) => f.sampler))];
   const y = {
     field: "compactness",
@@ -164,11 +165,18 @@ export function frontierPlot(r: LeversRecord): Plot {
           mark: { type: "point" as const, shape: "diamond", filled: true, size: 90, color: "black" },
           encoding: { x, y },
         },
-        {
-          data: { values: levers },
-          mark: { type: "text" as const, align: "left" as const, dx: 6, dy: -6, fontSize: 10 },
+        // labels alternate above and below in order of quality, so levers at nearly one point stay legible
+        ...[0, 1].map((side) => ({
+          data: { values: byQuality.filter((_, i) => i % 2 === side) },
+          mark: {
+            type: "text" as const,
+            align: "left" as const,
+            dx: 7,
+            dy: side === 0 ? -7 : 9,
+            fontSize: 10,
+          },
           encoding: { x, y, text: { field: "lever", type: "nominal" as const } },
-        },
+        })),
       ],
     };
   };
