@@ -90,14 +90,16 @@ export function formatPath(r: PathResult, verbose: boolean): string[] {
     if (l.toy) {
       const kind = l.toy.publishedSource.kind;
       const pubTag = kind === "not measured (published fallback)" ? "published (fallback)" : kind;
-      const pub = `${pubTag} x${l.toy.publishedChainFactor.toPrecision(3)}`;
+      const pub = `${pubTag === "measured" ? "the sweep's" : pubTag} x${l.toy.publishedChainFactor.toPrecision(3)}`;
       const toyPct = `${l.toy.compactnessChange >= 0 ? "+" : ""}${(l.toy.compactnessChange * 100).toFixed(1)}%`;
       const why =
         l.applies === "toy"
           ? "applies the toy's"
           : !l.toy.accepted
             ? `applies the ${pubTag} one (the toy's costs ${toyPct} compactness, beyond the tolerance)`
-            : `applies the ${sourceTag(l.source.kind)} one`;
+            : l.name === "fewer-steps" && l.source.kind === "measured"
+              ? "applies the sweep's (--sweep wins: its reference is 50 steps, as the start's)"
+              : `applies the ${sourceTag(l.source.kind)} one`;
       L.push(
         `${pad}toy x${l.toy.factor.toPrecision(3)} (${l.toy.lever}, ${l.toy.kind === "nfe" ? "NFEs" : "wall time"}, compactness ${toyPct}) beside ${pub}: ${why}`,
       );
