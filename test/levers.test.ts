@@ -9,9 +9,11 @@ import { type LeversRecord, parseLeversRecord, toyFactor } from "../src/cost/mea
 import { buildPath } from "../src/cost/path.ts";
 import type { ScenarioOptions } from "../src/cost/scenarios.ts";
 import { modelShape } from "../src/cost/shapes.ts";
+import { writeSweepReport } from "../src/report/html.ts";
 import { formatLeversTable, frontierPlot } from "../src/report/levers.ts";
 import { renderSvg } from "../src/report/plots.ts";
 import { type LeverSpec, measureLevers, TEACHER } from "../src/run/levers.ts";
+import { syntheticSweep } from "./fixtures/report-fixtures.ts";
 
 // a real levers record: `measureLevers` on models/tiny, 2 first frames and 1 clip of 2 frames per lever
 const FIXTURE = "test/fixtures/levers-tiny.json";
@@ -201,6 +203,20 @@ describe("the frontier plot", () => {
     const svg = await renderSvg(p.spec);
     expect(svg).toMatch(/^<svg/);
     for (const name of ["teacher", "dpmpp-2m-5", "guide-off"]) expect(svg).toContain(`>${name}</text>`);
+  });
+});
+
+describe("the sweep report with --levers-measured", () => {
+  it("gains the frontier plot, and only then", async () => {
+    const sweep = syntheticSweep({ samplers: ["ddim"], steps: [1, 2] });
+    const plain = await writeSweepReport(join(tmp, "plain"), sweep);
+    expect(plain.plots.map((p) => p.name)).not.toContain("levers-frontier");
+    const withLevers = await writeSweepReport(join(tmp, "levers"), sweep, {
+      levers: parseLeversRecord(raw(), FIXTURE),
+    });
+    expect(withLevers.plots.map((p) => p.name)).toContain("levers-frontier");
+    const html = readFileSync(withLevers.html, "utf8");
+    expect(html).toContain("Quality against cost per frame: the levers and the teacher&#39;s frontier");
   });
 });
 
