@@ -8,6 +8,7 @@ import { register as registerDoctor } from "./doctor.ts";
 import { register as registerGenerate } from "./generate.ts";
 import { register as registerGpus } from "./gpus.ts";
 import { register as registerGuide } from "./guide.ts";
+import { register as registerLevers } from "./levers.ts";
 import { register as registerMerge } from "./merge.ts";
 import { register as registerPath } from "./path.ts";
 import { register as registerReport } from "./report.ts";
@@ -35,6 +36,7 @@ const registrations: Array<(p: Command) => void> = [
   registerGpus,
   registerCost,
   registerPath,
+  registerLevers,
   registerCompare,
 ];
 for (const register of registrations) register(program);

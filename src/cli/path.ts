@@ -10,6 +10,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { loadCatalog } from "../cost/catalog.ts";
 import { waterfallPlot } from "../cost/chart.ts";
+import { parseLeversRecord } from "../cost/measured.ts";
 import {
   buildPath,
   type LeverOverride,
@@ -36,6 +37,7 @@ const PathOptions = z.object({
   qualityMetric: stringOpt().optional(),
   referenceSampler: stringOpt().optional(),
   levers: pathOpt({ mustExist: "file" }).optional(),
+  leversMeasured: pathOpt({ mustExist: "file" }).optional(),
   out: pathOpt().optional(),
   verbose: z.boolean().default(false),
 });
@@ -71,6 +73,10 @@ export function formatPath(r: PathResult, verbose: boolean): string[] {
   L.push(
     `Path to ${usd(r.targetUsdPerVideoMinute)} per video minute from ${r.start.model} ${r.start.width}x${r.start.height}, ${r.start.frames} frames at ${r.start.fps} fps, ${r.start.steps} steps${r.start.cfg ? " + CFG" : ""} on ${r.start.gpu} ($${r.start.usdPerHour.toFixed(2)}/h, MFU ${r.start.mfu.toFixed(3)})`,
   );
+  if (r.measured)
+    L.push(
+      `  toy factors from framecost levers on ${r.measured.model} (${r.measured.protocol} protocol, ${r.measured.createdAt}); used where first-frame compactness stays within ${(r.measured.tolerance * 100).toFixed(0)}% of the teacher's, else published`,
+    );
   L.push(`  start${" ".repeat(42)}${usd(r.start.usdPerVideoMinute).padStart(9)}`);
   const refs: string[] = [];
   for (const l of r.levers) {
@@ -80,7 +86,26 @@ export function formatPath(r: PathResult, verbose: boolean): string[] {
     L.push(
       `  ${l.label.padEnd(45)} ${l.enabled ? usd(l.usdPerVideoMinuteAfter).padStart(9) : "".padStart(9)}  ${factor.padEnd(15)} ${l.detail}  ${tag}`,
     );
-    if (l.note && verbose) L.push(`  ${"".padEnd(45)} ${"".padStart(9)}  note: ${l.note}`);
+    const pad = `  ${"".padEnd(45)} ${"".padStart(9)}  `;
+    if (l.toy) {
+      const kind = l.toy.publishedSource.kind;
+      const pubTag = kind === "not measured (published fallback)" ? "published (fallback)" : kind;
+      const pub = `${pubTag === "measured" ? "the sweep's" : pubTag} x${l.toy.publishedChainFactor.toPrecision(3)}`;
+      const toyPct = `${l.toy.compactnessChange >= 0 ? "+" : ""}${(l.toy.compactnessChange * 100).toFixed(1)}%`;
+      const why =
+        l.applies === "toy"
+          ? "applies the toy's"
+          : !l.toy.accepted
+            ? `applies the ${pubTag} one (the toy's costs ${toyPct} compactness, beyond the tolerance)`
+            : l.name === "fewer-steps" && l.source.kind === "measured"
+              ? "applies the sweep's (--sweep wins: its reference is 50 steps, as the start's)"
+              : `applies the ${sourceTag(l.source.kind)} one`;
+      L.push(
+        `${pad}toy x${l.toy.factor.toPrecision(3)} (${l.toy.lever}, ${l.toy.kind === "nfe" ? "NFEs" : "wall time"}, compactness ${toyPct}) beside ${pub}: ${why}`,
+      );
+    } else if (l.toyAbsent)
+      L.push(`${pad}toy: not measured (${l.toyAbsent}); applies the ${sourceTag(l.source.kind)} one`);
+    if (l.note && verbose) L.push(`${pad}note: ${l.note}`);
   }
   L.push(
     `  end${" ".repeat(44)}${usd(r.end.usdPerVideoMinute).padStart(9)}  = start x product of the enabled factors`,
@@ -126,7 +151,7 @@ export function register(program: Command): void {
     )
     .option(
       "--quality-tolerance <x>",
-      "fewer-steps lever: how much worse than the reference cell, relative (default 0.1)",
+      "how much worse, relative (default 0.1): the sweep's cells than its reference on every metric (fewer steps); the toy's levers than the teacher on first-frame compactness (--levers-measured)",
     )
     .option("--quality-metric <name>", "fewer-steps lever: check only this quality metric (default: all)")
     .option(
@@ -136,6 +161,10 @@ export function register(program: Command): void {
     .option(
       "--levers <file>",
       'JSON {"levers": [{"name", "enabled"?, "factor"?, "source"?}]}: switch levers or give other factors',
+    )
+    .option(
+      "--levers-measured <file>",
+      "a levers.json from framecost levers: each lever the toy measured shows its factor beside the published one, and the waterfall applies it where its quality is within --quality-tolerance",
     )
     .option("--out <dir>", "write path.json and the waterfall chart (path-waterfall.svg, .png) here")
     .option("--verbose", "also print each lever's caveat and the starting scenario")
@@ -153,12 +182,18 @@ export function register(program: Command): void {
       let overrides: LeverOverride[] = [];
       if (f.levers !== undefined)
         overrides = parseLeversFile(await readJsonFile(f.levers), `--levers ${f.levers}`);
+      const measured =
+        f.leversMeasured === undefined
+          ? null
+          : parseLeversRecord(await readJsonFile(f.leversMeasured), `--levers-measured ${f.leversMeasured}`);
       const r = buildPath({
         start,
         targetUsdPerVideoMinute: f.targetUsdPerMinute,
         catalog,
         steps,
         overrides,
+        measured,
+        toyTolerance: f.qualityTolerance,
       });
       if (f.out !== undefined) {
         await mkdir(f.out, { recursive: true });

@@ -10,9 +10,20 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_SUMMARY_GPUS } from "../cost/index.ts";
+import { parseLeversRecord } from "../cost/measured.ts";
 import { samplerNames } from "../diffusion/samplers/index.ts";
+import { readJsonFile } from "../report/files.ts";
 import { runSweep, SWEEP_DEFAULTS, type SweepOptions, writeSweepResult } from "../run/sweep.ts";
-import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, shardOpt, stringOpt } from "./options.ts";
+import {
+  choiceOpt,
+  intOpt,
+  listOpt,
+  numberOpt,
+  parseOptions,
+  pathOpt,
+  shardOpt,
+  stringOpt,
+} from "./options.ts";
 
 const Options = z.object({
   steps: listOpt(intOpt({ min: 1, max: 1000 })),
@@ -34,11 +45,12 @@ const Options = z.object({
   kwhPrice: numberOpt({ min: 0 }).optional(),
   gpus: listOpt(z.string()).optional(),
   shard: shardOpt().optional(),
+  leversMeasured: pathOpt({ mustExist: "file" }).optional(),
 });
 
 /** commander's option object -> the sweep's options (one UserError line for the first bad flag). */
 export function sweepOptionsFrom(raw: Record<string, unknown>): SweepOptions {
-  const p = parseOptions(Options, raw);
+  const { leversMeasured: _levers, ...p } = parseOptions(Options, raw);
   return { ...p, gpus: p.gpus ?? [...DEFAULT_SUMMARY_GPUS], report: true };
 }
 
@@ -81,6 +93,10 @@ export function register(program: Command): void {
       "--shard <I/N>",
       "run only the I-th of N parts of the grid (the same split on every machine) and write shard.json for `framecost merge`",
     )
+    .option(
+      "--levers-measured <file>",
+      "a levers.json from framecost levers: the report gains its cost-quality frontier plot",
+    )
     .option("--convention <name>", "flops or macs", "flops")
     .option("--local-price <usd>", "price of an hour of this machine, USD")
     .option("--watts <w>", "power draw of this machine")
@@ -88,6 +104,15 @@ export function register(program: Command): void {
     .option("--gpus <ids>", "catalog GPUs to price cells on", DEFAULT_SUMMARY_GPUS.join(","))
     .action(async (raw: Record<string, unknown>) => {
       const o = sweepOptionsFrom(raw);
+      const leversFile = parseOptions(
+        z.object({ leversMeasured: Options.shape.leversMeasured }),
+        raw,
+      ).leversMeasured;
+      // read before the sweep runs: a bad file should not wait for minutes of cells
+      const levers =
+        leversFile === undefined
+          ? null
+          : parseLeversRecord(await readJsonFile(leversFile), `--levers-measured ${leversFile}`);
       let stop = false;
       process.once("SIGINT", () => {
         stop = true;
@@ -123,7 +148,7 @@ export function register(program: Command): void {
         () => stop,
       );
       bar?.stop();
-      const written = await writeSweepResult(o, res);
+      const written = await writeSweepResult(o, res, levers);
       const rows = res.sweep.cells.map((c) => {
         const q = c.quality ? `swd ${c.quality.swdPixels.toFixed(3)}` : "no quality";
         return `  ${c.sampler.padEnd(9)} ${String(c.steps).padStart(4)} steps ${String(c.nfePerFrame).padStart(4)} NFE/frame ${c.wallMsPerFrame.toFixed(1).padStart(9)} ms/frame  ${q}`;

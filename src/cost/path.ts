@@ -17,7 +17,9 @@ import { z } from "zod";
 import { UserError } from "../util/errors.ts";
 import { defaultMfu } from "./calibration.ts";
 import { type Catalog, chosenPrice, type Gpu } from "./catalog.ts";
+import { type LeversRecord, PATH_FACTOR_KIND, type ToyFactor, toyFactor } from "./measured.ts";
 import { modelShape } from "./models.ts";
+import { LEVER_NAMES, type LeverName } from "./path-names.ts";
 import {
   ESSAY,
   FEATURE_CACHING_SPEEDUP,
@@ -36,20 +38,7 @@ import {
 import { evaluateScenario, type Scenario, type ScenarioOptions } from "./scenarios.ts";
 import type { DitShape } from "./shapes.ts";
 
-export const LEVER_NAMES = [
-  "fewer-steps",
-  "guidance-distillation",
-  "step-distillation",
-  "smaller-model",
-  "lower-resolution",
-  "lower-frame-rate",
-  "feature-caching",
-  "lower-precision",
-  "cheapest-gpu",
-  "higher-utilization",
-  "lower-price",
-] as const;
-export type LeverName = (typeof LEVER_NAMES)[number];
+export { LEVER_NAMES, type LeverName };
 
 export type SourceKind = "computed" | "measured" | "published" | "not measured (published fallback)" | "user";
 
@@ -194,10 +183,12 @@ export function parseLeversFile(data: unknown, where: string): LeverOverride[] {
 
 interface State {
   o: ScenarioOptions;
-  /** lower precision applied: the network time factor includes FP8's */
+  /** lower precision applied: the network time factor includes FP8's (or the toy's measured one) */
   fp8: boolean;
   /** feature caching applied */
   caching: boolean;
+  /** network-time factors measured on the toy (levers.json), used instead of the published ones */
+  toyTime?: { caching?: number; precision?: number };
 }
 
 interface Step {
@@ -210,30 +201,43 @@ interface Step {
 interface Context {
   catalog: Catalog;
   steps: StepsMeasurement | null;
+  /** the toy's accepted factors from --levers-measured, by lever; empty: none */
+  toy: Map<LeverName, ToyFactor>;
 }
 
 function cost(s: State): number {
   return evaluateScenario(s.o).usdPerVideoMinute;
 }
 
-function timeFactor(fp8: boolean, caching: boolean): number {
-  return (fp8 ? fp8TimeFactor() : 1) * (caching ? 1 / FEATURE_CACHING_SPEEDUP.value : 1);
-}
-
-function withTime(s: State, fp8: boolean, caching: boolean): State {
+function withTime(s: State, fp8: boolean, caching: boolean, toyTime = s.toyTime): State {
+  const precision = fp8 ? (toyTime?.precision ?? fp8TimeFactor()) : 1;
+  const cache = caching ? (toyTime?.caching ?? 1 / FEATURE_CACHING_SPEEDUP.value) : 1;
   const notes = [
-    fp8 ? `FP8: x${fp8TimeFactor().toFixed(3)} (${FP8.source})` : null,
-    caching ? `feature caching: /${FEATURE_CACHING_SPEEDUP.value} (${FEATURE_CACHING_SPEEDUP.source})` : null,
+    fp8
+      ? toyTime?.precision !== undefined
+        ? `lower precision: x${precision.toFixed(3)} (measured on the toy by framecost levers)`
+        : `FP8: x${fp8TimeFactor().toFixed(3)} (${FP8.source})`
+      : null,
+    caching
+      ? toyTime?.caching !== undefined
+        ? `feature caching: x${cache.toFixed(3)} (measured on the toy by framecost levers)`
+        : `feature caching: /${FEATURE_CACHING_SPEEDUP.value} (${FEATURE_CACHING_SPEEDUP.source})`
+      : null,
   ].filter(Boolean);
   return {
     o: {
       ...s.o,
-      networkTimeFactor: timeFactor(fp8, caching),
+      networkTimeFactor: precision * cache,
       networkTimeNote: notes.join("; ") || undefined,
     },
     fp8,
     caching,
+    toyTime,
   };
+}
+
+function toySource(t: ToyFactor): LeverSource {
+  return { kind: "measured", text: t.text };
 }
 
 /** Weights in bytes at the state's precision, from published parameter counts or the shape. */
@@ -259,6 +263,16 @@ const LEVERS: Record<
     defaultEnabled: true,
     apply: (s, ctx) => {
       const m = ctx.steps;
+      const toy = m ? undefined : ctx.toy.get("fewer-steps");
+      if (toy) {
+        const steps = s.o.steps * toy.factor;
+        return {
+          state: { ...s, o: { ...s.o, steps } },
+          detail: `NFEs x${toy.factor.toFixed(3)}: ${fmt(s.o.steps)} -> ${fmt(steps)} steps`,
+          source: toySource(toy),
+          note: "assumes the NFE ratio at equal quality carries over from the toy to this model",
+        };
+      }
       const ratio = m ? m.ratio : SAMPLER_FALLBACK.toNfe / SAMPLER_FALLBACK.fromNfe;
       const steps = s.o.steps * ratio;
       const source: LeverSource = m
@@ -282,20 +296,44 @@ const LEVERS: Record<
   "guidance-distillation": {
     label: "guidance distillation (2 calls per step -> 1)",
     defaultEnabled: true,
-    apply: (s) => ({
-      state: { ...s, o: { ...s.o, cfg: false } },
-      detail: !s.o.cfg
-        ? "already one call per step (no CFG)"
-        : (s.o.shape.guidanceCalls ?? 2) === 2
-          ? "CFG off: one network call per step"
-          : `CFG off: ${s.o.shape.guidanceCalls} network calls per step -> 1`,
-      source: { kind: "published", text: GUIDANCE_DISTILLATION.source, asOf: GUIDANCE_DISTILLATION.asOf },
-    }),
+    apply: (s, ctx) => {
+      const calls = s.o.shape.guidanceCalls ?? 2;
+      const toy = ctx.toy.get("guidance-distillation");
+      if (toy && s.o.cfg) {
+        // CFG off, and the toy's call ratio kept: NFEs = steps x calls x factor at one call per step
+        const steps = s.o.steps * calls * toy.factor;
+        return {
+          state: { ...s, o: { ...s.o, cfg: false, steps } },
+          detail: `NFEs x${toy.factor.toFixed(3)}: one call per step, ${fmt(s.o.steps * calls)} -> ${fmt(steps)} calls`,
+          source: toySource(toy),
+          note: `the toy's guide runs on the high-noise steps only; CFG on every step would save x${(1 / calls).toFixed(2)}`,
+        };
+      }
+      return {
+        state: { ...s, o: { ...s.o, cfg: false } },
+        detail: !s.o.cfg
+          ? "already one call per step (no CFG)"
+          : calls === 2
+            ? "CFG off: one network call per step"
+            : `CFG off: ${calls} network calls per step -> 1`,
+        source: { kind: "published", text: GUIDANCE_DISTILLATION.source, asOf: GUIDANCE_DISTILLATION.asOf },
+      };
+    },
   },
   "step-distillation": {
     label: "step distillation (few-step model)",
     defaultEnabled: true,
-    apply: (s) => {
+    apply: (s, ctx) => {
+      const toy = ctx.toy.get("step-distillation");
+      if (toy) {
+        const steps = s.o.steps * toy.factor;
+        return {
+          state: { ...s, o: { ...s.o, steps } },
+          detail: `NFEs x${toy.factor.toFixed(3)}: ${fmt(s.o.steps)} -> ${fmt(steps)} steps`,
+          source: toySource(toy),
+          note: "assumes the toy's student-over-teacher NFE ratio carries over to this model",
+        };
+      }
       const steps = Math.min(s.o.steps, STEP_DISTILLATION.value);
       return {
         state: { ...s, o: { ...s.o, steps } },
@@ -376,17 +414,41 @@ const LEVERS: Record<
   "feature-caching": {
     label: "feature caching between steps",
     defaultEnabled: false,
-    apply: (s) => ({
-      state: withTime(s, s.fp8, true),
-      detail: `network time /${FEATURE_CACHING_SPEEDUP.value}`,
-      source: { kind: "published", text: FEATURE_CACHING_SPEEDUP.source, asOf: FEATURE_CACHING_SPEEDUP.asOf },
-      note: FEATURE_CACHING_SPEEDUP.note,
-    }),
+    apply: (s, ctx) => {
+      const toy = ctx.toy.get("feature-caching");
+      if (toy) {
+        return {
+          state: withTime(s, s.fp8, true, { ...s.toyTime, caching: toy.factor }),
+          detail: `network time x${toy.factor.toFixed(3)}`,
+          source: toySource(toy),
+          note: "the toy's wall-time ratio on a CPU; assumes it carries over",
+        };
+      }
+      return {
+        state: withTime(s, s.fp8, true),
+        detail: `network time /${FEATURE_CACHING_SPEEDUP.value}`,
+        source: {
+          kind: "published",
+          text: FEATURE_CACHING_SPEEDUP.source,
+          asOf: FEATURE_CACHING_SPEEDUP.asOf,
+        },
+        note: FEATURE_CACHING_SPEEDUP.note,
+      };
+    },
   },
   "lower-precision": {
     label: "lower precision (FP8)",
     defaultEnabled: true,
-    apply: (s) => {
+    apply: (s, ctx) => {
+      const toy = ctx.toy.get("lower-precision");
+      if (toy) {
+        return {
+          state: withTime(s, true, s.caching, { ...s.toyTime, precision: toy.factor }),
+          detail: `network time x${toy.factor.toFixed(3)}`,
+          source: toySource(toy),
+          note: "the toy's int8-over-fp32 wall-time ratio on a CPU; assumes it carries over to the GPU's low-precision kernels",
+        };
+      }
       if (!FP8_TENSOR_CORES[s.o.gpu.id]) {
         return {
           state: s,
@@ -410,7 +472,8 @@ const LEVERS: Record<
       for (const gpu of ctx.catalog.gpus) {
         const price = chosenPrice(gpu);
         if (!price) continue;
-        const fp8 = s.fp8 && FP8_TENSOR_CORES[gpu.id] === true;
+        // a measured (int8) factor applies on any GPU; FP8 needs FP8 tensor cores
+        const fp8 = s.fp8 && (s.toyTime?.precision !== undefined || FP8_TENSOR_CORES[gpu.id] === true);
         if (weightBytes(s.o.shape, fp8) > gpu.memoryGB.value * 1e9) continue;
         const moved = withTime(
           { ...s, o: { ...s.o, gpu, priceUsdPerHour: undefined, mfu: undefined } },
@@ -491,6 +554,25 @@ export interface LeverResult {
   note?: string;
   /** running cost after this lever (unchanged when disabled) */
   usdPerVideoMinuteAfter: number;
+  /**
+   * what --levers-measured said of this lever (null: nothing, or no file): the toy's ratio, whether it is
+   * within the quality tolerance, and the chain factor the published figure gives at the same point
+   */
+  toy: {
+    factor: number;
+    kind: "nfe" | "wall";
+    lever: string;
+    compactnessChange: number;
+    accepted: boolean;
+    text: string;
+    /** this lever's chain factor without the toy's measurement (published, or the sweep's) */
+    publishedChainFactor: number;
+    publishedSource: LeverSource;
+  } | null;
+  /** which factor the waterfall applies */
+  applies: "toy" | "own";
+  /** with --levers-measured, a lever the toy could stand for but did not measure: why (from the file) */
+  toyAbsent: string | null;
 }
 
 export interface ScenarioBrief {
@@ -519,6 +601,8 @@ export interface PathResult {
     /** every lever's change applied: the chain's last state */
     chain: ScenarioBrief;
   };
+  /** the levers file the toy's factors came from; null without --levers-measured */
+  measured: { model: string; protocol: string; createdAt: string; tolerance: number } | null;
   /** end / target: how many times too expensive it still is (< 1: below the target) */
   gapToTarget: number;
   reachesTarget: boolean;
@@ -556,6 +640,18 @@ export interface PathOptions {
   /** the steps lever's measurement; null: the published fallback, marked not measured */
   steps: StepsMeasurement | null;
   overrides?: LeverOverride[];
+  /** `framecost levers`' record: the toy's measured factors, used where within `toyTolerance` */
+  measured?: LeversRecord | null;
+  /** how much worse the toy's first-frame compactness may be than the teacher's, relative (default 0.1) */
+  toyTolerance?: number;
+}
+
+/** Why levers.json has no factor for a lever it could measure; null when the toy cannot stand for it. */
+function absentReason(r: LeversRecord, name: LeverName): string | null {
+  if (!PATH_FACTOR_KIND[name]) return null;
+  const missing = r.levers.filter((l) => l.pathLever === name && l.status === "not available");
+  if (missing.length === 0) return "the levers file has no entry for it";
+  return missing.map((l) => `${l.name}: ${l.status === "not available" ? l.reason : ""}`).join("; ");
 }
 
 /** Runs the waterfall. */
@@ -563,7 +659,15 @@ export function buildPath(p: PathOptions): PathResult {
   if (!(p.targetUsdPerVideoMinute > 0)) {
     throw new UserError(`--target-usd-per-minute must be > 0, got ${p.targetUsdPerVideoMinute}`);
   }
-  const ctx: Context = { catalog: p.catalog, steps: p.steps };
+  const found = new Map<LeverName, ToyFactor>();
+  if (p.measured)
+    for (const name of LEVER_NAMES) {
+      const t = toyFactor(p.measured, name, p.toyTolerance ?? 0.1);
+      if (t) found.set(name, t);
+    }
+  const accepted = new Map([...found].filter(([, t]) => t.accepted));
+  const ctx: Context = { catalog: p.catalog, steps: p.steps, toy: accepted };
+  const withoutToy: Context = { ...ctx, toy: new Map() };
   const overrides = new Map((p.overrides ?? []).map((o) => [o.name, o]));
   const start: State = { o: { ...p.start, networkTimeFactor: 1 }, fp8: false, caching: false };
   const startScenario = evaluateScenario(start.o);
@@ -580,6 +684,10 @@ export function buildPath(p: PathOptions): PathResult {
     const step = def.apply(state, ctx);
     const after = cost(step.state);
     const chainFactor = after / before;
+    const t = found.get(name);
+    const own = t ? def.apply(state, withoutToy) : null;
+    // the toy applies unless the sweep measured fewer steps (the sweep's reference is 50 steps, as the start's)
+    const toyApplies = t?.accepted === true && step.source.kind === "measured" && step.source.text === t.text;
     const o = overrides.get(name);
     const enabled = o?.enabled ?? def.defaultEnabled;
     const factor = o?.factor ?? chainFactor;
@@ -600,6 +708,21 @@ export function buildPath(p: PathOptions): PathResult {
       detail: step.detail,
       note: step.note,
       usdPerVideoMinuteAfter: running,
+      toy:
+        t && own
+          ? {
+              factor: t.factor,
+              kind: t.kind,
+              lever: t.lever.name,
+              compactnessChange: t.compactnessChange,
+              accepted: t.accepted,
+              text: t.text,
+              publishedChainFactor: cost(own.state) / before,
+              publishedSource: own.source,
+            }
+          : null,
+      applies: toyApplies && o?.factor === undefined ? "toy" : "own",
+      toyAbsent: p.measured && !t ? absentReason(p.measured, name) : null,
     });
     state = step.state;
     before = after;
@@ -628,6 +751,14 @@ export function buildPath(p: PathOptions): PathResult {
     start: { ...brief(start), scenario: startScenario },
     levers,
     end: { usdPerVideoMinute: end, recomputedUsdPerVideoMinute: recomputed, chain: brief(state) },
+    measured: p.measured
+      ? {
+          model: p.measured.model,
+          protocol: p.measured.protocol.name,
+          createdAt: p.measured.createdAt,
+          tolerance: p.toyTolerance ?? 0.1,
+        }
+      : null,
     gapToTarget: end / p.targetUsdPerVideoMinute,
     reachesTarget: end <= p.targetUsdPerVideoMinute,
     essay: {

@@ -6,8 +6,10 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { LeversRecord } from "../cost/measured.ts";
 import { writeFileAtomic } from "./files.ts";
 import { bytes, num, pct, si, sig } from "./format.ts";
+import { frontierPlot } from "./levers.ts";
 import {
   metricLabel,
   type Plot,
@@ -50,6 +52,8 @@ export interface ReportContext {
   assumptions?: unknown;
   /** page title */
   title?: string;
+  /** `framecost levers`' record: adds the cost-quality frontier plot (its own protocol, not the sweep's) */
+  levers?: LeversRecord | null;
 }
 
 // ---------------------------------------------------------------- sweep
@@ -376,7 +380,8 @@ export async function writeSweepReport(
   sweep: SweepRecord,
   ctx: ReportContext & SweepPlotOptions = {},
 ): Promise<WrittenReport> {
-  return writeReport(join(dir, "report.html"), join(dir, "plots"), sweepPlotSpecs(sweep, ctx), (plots) =>
+  const specs = [...sweepPlotSpecs(sweep, ctx), ...(ctx.levers ? [frontierPlot(ctx.levers)] : [])];
+  return writeReport(join(dir, "report.html"), join(dir, "plots"), specs, (plots) =>
     renderSweepHtml(sweep, plots, ctx),
   );
 }

@@ -7,11 +7,12 @@
  *    vs the last, and how much the frames move.
  */
 import { HELD_OUT_SEED_BASE, makeClip } from "../data/clips.ts";
+import type { RunRecord } from "../meter/record.ts";
 import { type QualityFigures, qualityFigures } from "../quality/metrics.ts";
 import { heldOutFrames } from "../quality/reference.ts";
 import { type ShapeFigures, shapeFigures } from "../quality/shapes.ts";
 import { Rng } from "../util/rng.ts";
-import { type Guidance, runGeneration } from "./generation.ts";
+import { type GenerationOptions, type Guidance, runGeneration } from "./generation.ts";
 
 export interface EvaluationOptions {
   modelDir: string;
@@ -29,6 +30,8 @@ export interface EvaluationOptions {
   backend: string;
   /** autoguidance over the model folder's default (generation.ts); undefined = the folder's default */
   guidance?: Partial<Guidance>;
+  /** further generation options every run of the evaluation gets (a lever's flags, a shared calibration) */
+  extra?: Partial<Omit<GenerationOptions, "modelDir" | "sampler" | "steps" | "frames" | "clips" | "seed">>;
 }
 
 export const DEFAULT_EVALUATION: Omit<EvaluationOptions, "modelDir"> = {
@@ -63,6 +66,8 @@ export interface Evaluation {
     shapes: { last: ShapeFigures; real: ShapeFigures };
   };
   samples: { firstFrames: Float32Array[]; longClip: Float32Array[] };
+  /** the metered runs: the first frames at `steps` and the long clips at `longSteps` */
+  records: { firstFrame: RunRecord; longClip: RunRecord };
 }
 
 /** Mean absolute change between consecutive frames, averaged over clips. */
@@ -95,6 +100,7 @@ export async function evaluateModel(
       backend: o.backend,
       guidance: o.guidance,
       convention: "flops",
+      ...o.extra,
     });
   const first = await gen(o.steps, 1, o.clips);
   const size = first.config.imageSize;
@@ -136,5 +142,6 @@ export async function evaluateModel(
       shapes: { last: shapeFigures(lastOfLong, shape), real: shapeFigures(realAll, shape) },
     },
     samples: { firstFrames, longClip: long.clips[0] },
+    records: { firstFrame: first.record, longClip: long.record },
   };
 }

@@ -15,6 +15,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { summarizeRunCost } from "../cost/index.ts";
+import type { LeversRecord } from "../cost/measured.ts";
 import { makeSampler } from "../diffusion/samplers/index.ts";
 import { makeSchedule } from "../diffusion/schedule.ts";
 import { doctorData } from "../media/machine.ts";
@@ -354,6 +355,8 @@ export async function runSweep(
 export async function writeSweepResult(
   o: SweepOptions,
   res: SweepResult,
+  /** `framecost levers`' record: the report gains its frontier plot */
+  levers: LeversRecord | null = null,
 ): Promise<{ files: string[]; machine: Machine }> {
   // a shard's cells carry the peak of the backend they ran; calibrating every backend would add seconds to each shard
   const machine = (await doctorData({ calibrate: !o.shard })) as unknown as Machine;
@@ -376,6 +379,6 @@ export async function writeSweepResult(
     });
     return { files: [path], machine };
   }
-  const written = await writeSweepOutputs(o.out, { ...res.sweep, machine }, { machine });
+  const written = await writeSweepOutputs(o.out, { ...res.sweep, machine }, { machine, levers });
   return { files: [written.json, written.csv, written.html], machine };
 }
