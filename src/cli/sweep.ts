@@ -15,6 +15,7 @@ import { z } from "zod";
 import { DEFAULT_SUMMARY_GPUS, summarizeRunCost } from "../cost/index.ts";
 import { makeSampler, samplerNames } from "../diffusion/samplers/index.ts";
 import { makeSchedule } from "../diffusion/schedule.ts";
+import { ensureWritableDir, lockDir } from "../media/files.ts";
 import { doctorData } from "../media/machine.ts";
 import { type RunRecord, validateRunRecord } from "../meter/record.ts";
 import { writeSweepOutputs } from "../report/html.ts";
@@ -22,6 +23,7 @@ import { buildSweepRecord, type SweepCell, type SweepRecord } from "../report/sw
 import { checkGenerationOptions } from "../run/generation.ts";
 import type { CellReply, CellRequest } from "../run/sweep-worker.ts";
 import { UserError } from "../util/errors.ts";
+import { catchStopSignals } from "../util/signals.ts";
 import { startTsWorker } from "../util/workers.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, stringOpt } from "./options.ts";
 
@@ -324,20 +326,27 @@ export function register(program: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       const p = parseOptions(Options, raw);
       const o: SweepOptions = { ...p, gpus: p.gpus ?? [...DEFAULT_SUMMARY_GPUS], report: true };
-      let stop = false;
-      process.once("SIGINT", () => {
-        stop = true;
+      ensureWritableDir(o.out, "--out");
+      const lock = lockDir(o.out, "sweep", "--out");
+      const stop = catchStopSignals((signal) => {
         process.stderr.write(
-          "\ninterrupted: finishing the cells in flight' current step; finished cells are kept (rerun with --resume)\n",
+          `\ninterrupted (${signal}): stopping the cells in flight within a step; finished cells are kept (rerun with --resume)\n`,
         );
       });
-      const res = await runSweep(o, () => stop);
-      const machine = await doctorData({ calibrate: true });
-      const written = await writeSweepOutputs(
-        o.out,
-        { ...res.sweep, machine: machine as unknown as SweepRecord["machine"] },
-        { machine },
-      );
+      let res: SweepResult;
+      let written: Awaited<ReturnType<typeof writeSweepOutputs>>;
+      try {
+        res = await runSweep(o, () => stop.signal !== null);
+        const machine = await doctorData({ calibrate: true });
+        written = await writeSweepOutputs(
+          o.out,
+          { ...res.sweep, machine: machine as unknown as SweepRecord["machine"] },
+          { machine },
+        );
+      } finally {
+        stop.dispose();
+        lock.release();
+      }
       const rows = res.sweep.cells.map((c) => {
         const q = c.quality ? `swd ${c.quality.swdPixels.toFixed(3)}` : "no quality";
         return `  ${c.sampler.padEnd(9)} ${String(c.steps).padStart(4)} steps ${String(c.nfePerFrame).padStart(4)} NFE/frame ${c.wallMsPerFrame.toFixed(1).padStart(9)} ms/frame  ${q}`;
@@ -349,7 +358,7 @@ export function register(program: Command): void {
         process.stderr.write(
           "framecost: sweep interrupted; finished cells are in cells/, rerun with --resume\n",
         );
-        process.exitCode = 130;
+        process.exitCode = stop.exitCode();
       }
     });
 }
