@@ -4,10 +4,19 @@
  * checked before a run spends minutes, and locked while a run writes into it.
  */
 import { randomBytes } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { basename, dirname, extname, join } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { RuntimeFailure, UserError } from "../util/errors.ts";
 
 /** A hidden sibling of `path` that keeps its extension (tools such as ffmpeg pick the format from it). */
@@ -26,6 +35,7 @@ const WRITE_ERRORS: Record<string, string> = {
   EPERM: "operation not permitted",
   ENOTDIR: "a part of the path is a file, not a folder",
   EISDIR: "a folder is in the way",
+  EEXIST: "a file is in the way",
   ENOENT: "the folder disappeared",
   EIO: "input/output error",
   EFBIG: "file too large",
@@ -74,10 +84,25 @@ export function ensureWritableDir(dir: string, flag = "--out"): void {
     writeFileSync(probe, "");
     rmSync(probe);
   } catch (err) {
-    const code = errnoCode(err) ?? (err as Error).message;
+    let code = errnoCode(err) ?? (err as Error).message;
+    // a recursive mkdir reports ENOENT for any failure below an existing folder (EROFS, EACCES...): ask again
+    // one level below the deepest folder that exists, where mkdir gives the real reason
+    if (code === "ENOENT") code = mkdirFailure(dir) ?? code;
     throw new UserError(
       `${flag} ${dir} cannot be written (${code}${WRITE_ERRORS[code] ? `: ${WRITE_ERRORS[code]}` : ""}); pass a folder you can write to`,
     );
+  }
+}
+
+function mkdirFailure(dir: string): string | undefined {
+  let child = resolve(dir);
+  while (!existsSync(dirname(child)) && dirname(child) !== child) child = dirname(child);
+  try {
+    mkdirSync(child);
+    rmdirSync(child);
+    return undefined;
+  } catch (err) {
+    return errnoCode(err);
   }
 }
 
