@@ -3,7 +3,7 @@
  * may have failed or been stopped: nothing half written under a final name,
  * nothing that claims to be complete when it is not.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import sharp from "sharp";
@@ -101,17 +101,17 @@ export interface CliRun {
 }
 
 /**
- * Runs `framecost ARGS`; `at`, if given, sends `signal` `delayMs` after the
+ * Starts `framecost ARGS`; `at`, if given, sends `signal` `delayMs` after the
  * first time stderr contains `marker` (or after spawning, for an empty marker).
  */
-export function cli(
+export function start(
   args: string[],
   at?: { marker: string; delayMs: number; signal: NodeJS.Signals },
-): Promise<CliRun> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const done = new Promise<CliRun>((resolve) => {
     let stdout = "";
     let stderr = "";
     let armed = at !== undefined;
@@ -120,15 +120,24 @@ export function cli(
       setTimeout(() => child.kill(at!.signal), at!.delayMs);
     };
     if (at && at.marker === "") fire();
-    child.stdout.on("data", (d) => {
+    child.stdout!.on("data", (d) => {
       stdout += String(d);
     });
-    child.stderr.on("data", (d) => {
+    child.stderr!.on("data", (d) => {
       stderr += String(d);
       if (armed && stderr.includes(at!.marker)) fire();
     });
     child.on("exit", (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+  return { child, done };
+}
+
+/** Runs `framecost ARGS` to its end (see `start`). */
+export function cli(
+  args: string[],
+  at?: { marker: string; delayMs: number; signal: NodeJS.Signals },
+): Promise<CliRun> {
+  return start(args, at).done;
 }
 
 export const lastLine = (s: string) => s.trim().split("\n").at(-1) ?? "";
