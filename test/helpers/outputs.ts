@@ -41,7 +41,7 @@ export interface FolderState {
 
 /**
  * Throws (with what is wrong) unless `out` is consistent with exit code
- * `code`: no temporary file or lock left, every PNG decodes, frames are
+ * `code` (null: killed by a signal): no temporary file or lock left, every PNG decodes, frames are
  * numbered without gaps in both frame folders, run.json (if any) parses; a
  * complete record only after exit 0 with both videos and every frame there,
  * and a failed or stopped run never leaves a complete record.
@@ -76,7 +76,8 @@ export async function checkOutFolder(out: string, code: number | null): Promise<
   if (files.includes("run.json")) {
     record = parseRunRecord(readFileSync(join(out, "run.json"), "utf8"), `${out}/run.json`);
     if (record.complete) {
-      if (code !== 0) throw new Error(`${out}/run.json says complete after exit ${code}`);
+      // null: killed by a signal that came after everything was written (the files are complete)
+      if (code !== 0 && code !== null) throw new Error(`${out}/run.json says complete after exit ${code}`);
       if (videos.length !== 2) throw new Error(`${out}/run.json says complete without both videos`);
       if (frames.length !== record.video.frames || record.totals.frames !== record.video.frames)
         throw new Error(
