@@ -140,7 +140,7 @@ describe("framecost generate", () => {
     const r = cli(["generate", "--model", model, "--out", join(file, "out")]);
     expect(r.status).toBe(2);
     expect(lastLine(r.stderr)).toMatch(
-      /--out .*a-file\/out cannot be written \(ENOTDIR\); pass a folder you can write to/,
+      /--out .*a-file\/out cannot be written \(ENOTDIR: a part of the path is a file, not a folder\); pass a folder you can write to/,
     );
   }, 300_000);
 

@@ -3,20 +3,20 @@
  * model, metered, and write every frame, a contact sheet, MP4, GIF and the
  * run record; end with what it cost.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { z } from "zod";
 import { samplerNames } from "../diffusion/samplers/index.ts";
 import { findFfmpeg } from "../media/ffmpeg.ts";
-import { writeFileAtomic } from "../media/files.ts";
+import { ensureWritableDir, lockDir, writeFileAtomic } from "../media/files.ts";
 import { conventionUnit, toConvention } from "../meter/flops.ts";
 import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
 import { presetNames } from "../model/config.ts";
 import { describeGuidance } from "../report/tables.ts";
 import { checkGenerationOptions, runGeneration } from "../run/generation.ts";
-import { UserError } from "../util/errors.ts";
+import { catchStopSignals, type StopSignals } from "../util/signals.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const Options = z.object({
@@ -49,20 +49,6 @@ const Options = z.object({
 });
 
 type Opts = z.output<typeof Options>;
-
-/** Checks the output folder can be written before spending minutes generating. */
-function ensureWritable(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-    const probe = join(dir, `.framecost-write-test-${process.pid}`);
-    writeFileSync(probe, "");
-    rmSync(probe);
-  } catch (err) {
-    throw new UserError(
-      `--out ${dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass a folder you can write to`,
-    );
-  }
-}
 
 function fmtMs(ms: number): string {
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
@@ -130,17 +116,27 @@ function progressReporter(json: boolean) {
 
 export async function generateCommand(o: Opts): Promise<number> {
   checkGenerationOptions({ sampler: o.sampler, steps: o.steps, frames: o.frames, preset: o.preset });
-  ensureWritable(o.out);
+  ensureWritableDir(o.out, "--out");
+  // one run per folder: a second generate (or sweep) into it is refused while this one writes
+  const lock = lockDir(o.out, "generate", "--out");
+  const abort = new AbortController();
+  const stop = catchStopSignals((signal) => {
+    abort.abort();
+    process.stderr.write(`\ninterrupted (${signal}): stopping within a step, writing what is done...\n`);
+  });
+  try {
+    return await generateInto(o, stop, abort.signal);
+  } finally {
+    stop.dispose();
+    lock.release();
+  }
+}
+
+async function generateInto(o: Opts, stop: StopSignals, abort: AbortSignal): Promise<number> {
   // The cost stage, sharp and fluent-ffmpeg load after the frames are made (dynamic imports below): kept out
   // of the generation phase they would add ~45 MB to its peak resident memory, which the record reports.
   const catalog = o.catalog ? (await import("../cost/index.ts")).loadCatalog(o.catalog) : undefined;
   const ffmpeg = await findFfmpeg({ explicitPath: o.ffmpeg });
-  let stop = false;
-  const onSigint = () => {
-    stop = true;
-    process.stderr.write("\ninterrupted: stopping within a step, writing what is done...\n");
-  };
-  process.once("SIGINT", onSigint);
   const progress = progressReporter(o.json);
   let result: Awaited<ReturnType<typeof runGeneration>>;
   try {
@@ -160,14 +156,19 @@ export async function generateCommand(o: Opts): Promise<number> {
       guidance: { weight: o.guidance, guideDir: o.guide, fromT: o.guideFrom, frames: o.guideFrames },
       convention: o.convention,
       onProgress: (p) => progress.update(p),
-      shouldStop: () => stop,
+      shouldStop: () => stop.signal !== null,
     });
   } finally {
     progress.stop();
-    process.off("SIGINT", onSigint);
   }
   const { frames, config } = result;
   const record = result.record;
+  if (stop.signal && frames.length === 0) {
+    // nothing made: the folder keeps what it held before
+    process.stderr.write(`framecost: interrupted before the first frame; nothing written to ${o.out}\n`);
+    return stop.exitCode();
+  }
+  if (stop.signal) record.interrupted = { signal: stop.signal, during: "generating" };
   const { DEFAULT_SUMMARY_GPUS, formatRunCostSummary, summarizeRunCost } = await import("../cost/index.ts");
   const { contactSheet, frameToPng } = await import("../media/frames.ts");
   const { encodeVideo } = await import("../media/video.ts");
@@ -180,10 +181,16 @@ export async function generateCommand(o: Opts): Promise<number> {
   });
   record.cost = summary.costSection;
 
-  // files: frames first, run.json last, each written to a temporary name and renamed
+  // files: an earlier run's record goes first (nothing may claim complete while frames change), then its
+  // outputs (none of them may mix with this run's); frames next, run.json last, each written to a
+  // temporary name and renamed
   const S = config.imageSize;
   const framesDir = join(o.out, "frames");
   const rawDir = join(o.out, "frames-raw");
+  process.stderr.write(`generate: writing ${frames.length} frames to ${o.out}/\n`);
+  rmSync(join(o.out, "run.json"), { force: true });
+  for (const old of ["clip.mp4", "clip.gif", "contact-sheet.png", "frames", "frames-raw"])
+    rmSync(join(o.out, old), { recursive: true, force: true });
   mkdirSync(framesDir, { recursive: true });
   mkdirSync(rawDir, { recursive: true });
   const pngs: string[] = [];
@@ -193,15 +200,24 @@ export async function generateCommand(o: Opts): Promise<number> {
     await frameToPng(frames[i], S, S, join(framesDir, name), { scale: o.scale });
     pngs.push(join(framesDir, name));
   }
-  if (frames.length > 0) {
-    await contactSheet(frames, S, S, join(o.out, "contact-sheet.png"), {
-      scale: Math.min(o.scale, 4),
-      labels: frames.map((_, i) => `${i}`),
-    });
+  await contactSheet(frames, S, S, join(o.out, "contact-sheet.png"), {
+    scale: Math.min(o.scale, 4),
+    labels: frames.map((_, i) => `${i}`),
+  });
+  const videos: string[] = [];
+  try {
+    for (const name of record.complete ? ["clip.mp4", "clip.gif"] : []) {
+      if (stop.signal) break;
+      process.stderr.write(`generate: encoding ${name}\n`);
+      await encodeVideo(pngs, join(o.out, name), { fps: o.fps, ffmpegPath: ffmpeg.path, signal: abort });
+      videos.push(name);
+    }
+  } catch (err) {
+    if (!stop.signal) throw err; // ffmpeg killed by the stop (or by the terminal's Ctrl-C): an interruption
   }
-  if (result.record.complete && frames.length > 0) {
-    await encodeVideo(pngs, join(o.out, "clip.mp4"), { fps: o.fps, ffmpegPath: ffmpeg.path });
-    await encodeVideo(pngs, join(o.out, "clip.gif"), { fps: o.fps, ffmpegPath: ffmpeg.path });
+  if (stop.signal && record.complete) {
+    record.complete = false;
+    record.interrupted = { signal: stop.signal, during: "writing" };
   }
   await writeFileAtomic(join(o.out, "run.json"), serializeRunRecord(record));
 
@@ -209,14 +225,16 @@ export async function generateCommand(o: Opts): Promise<number> {
   else {
     process.stdout.write(`${formatSummary(record, formatRunCostSummary(summary))}\n`);
     process.stdout.write(
-      `wrote     ${o.out}/: frames/, frames-raw/, contact-sheet.png${record.complete ? ", clip.mp4, clip.gif" : ""}, run.json\n`,
+      `wrote     ${o.out}/: frames/, frames-raw/, contact-sheet.png, ${videos.map((v) => `${v}, `).join("")}run.json\n`,
     );
   }
   if (!record.complete) {
     process.stderr.write(
-      `framecost: generation interrupted after ${frames.length} of ${o.frames} frames; ${o.out}/run.json is marked incomplete\n`,
+      record.interrupted?.during === "writing"
+        ? `framecost: interrupted while writing the video; ${o.out}/run.json is marked incomplete\n`
+        : `framecost: generation interrupted after ${frames.length} of ${o.frames} frames; ${o.out}/run.json is marked incomplete\n`,
     );
-    return 130;
+    return stop.exitCode();
   }
   return 0;
 }

@@ -12,8 +12,10 @@ import { z } from "zod";
 import { DEFAULT_SUMMARY_GPUS } from "../cost/index.ts";
 import { parseLeversRecord } from "../cost/measured.ts";
 import { samplerNames } from "../diffusion/samplers/index.ts";
+import { ensureWritableDir, lockDir } from "../media/files.ts";
 import { readJsonFile } from "../report/files.ts";
 import { runSweep, SWEEP_DEFAULTS, type SweepOptions, writeSweepResult } from "../run/sweep.ts";
+import { catchStopSignals } from "../util/signals.ts";
 import {
   choiceOpt,
   intOpt,
@@ -113,11 +115,11 @@ export function register(program: Command): void {
         leversFile === undefined
           ? null
           : parseLeversRecord(await readJsonFile(leversFile), `--levers-measured ${leversFile}`);
-      let stop = false;
-      process.once("SIGINT", () => {
-        stop = true;
+      ensureWritableDir(o.out, "--out");
+      const lock = lockDir(o.out, "sweep", "--out");
+      const stop = catchStopSignals((signal) => {
         process.stderr.write(
-          "\ninterrupted: finishing the cells in flight' current step; finished cells are kept (rerun with --resume)\n",
+          `\ninterrupted (${signal}): stopping the cells in flight within a step; finished cells are kept (rerun with --resume)\n`,
         );
       });
       const bar = process.stderr.isTTY
@@ -145,10 +147,17 @@ export function register(program: Command): void {
             if (!bar) process.stderr.write(`sweep: cell ${id} done (${cells})\n`);
           },
         },
-        () => stop,
-      );
-      bar?.stop();
-      const written = await writeSweepResult(o, res, levers);
+        () => stop.signal !== null,
+      ).finally(() => {
+        bar?.stop();
+        stop.dispose();
+      });
+      let written: Awaited<ReturnType<typeof writeSweepResult>>;
+      try {
+        written = await writeSweepResult(o, res, levers);
+      } finally {
+        lock.release();
+      }
       const rows = res.sweep.cells.map((c) => {
         const q = c.quality ? `swd ${c.quality.swdPixels.toFixed(3)}` : "no quality";
         return `  ${c.sampler.padEnd(9)} ${String(c.steps).padStart(4)} steps ${String(c.nfePerFrame).padStart(4)} NFE/frame ${c.wallMsPerFrame.toFixed(1).padStart(9)} ms/frame  ${q}`;
@@ -161,7 +170,7 @@ export function register(program: Command): void {
         process.stderr.write(
           "framecost: sweep interrupted; finished cells are in cells/, rerun with --resume\n",
         );
-        process.exitCode = 130;
+        process.exitCode = stop.exitCode();
       }
     });
 }

@@ -16,6 +16,8 @@ export interface EncodeOptions {
   fps?: number;
   /** ffmpeg binary (from findFfmpeg) */
   ffmpegPath: string;
+  /** aborting kills ffmpeg (a stop signal during encoding); the temporary file is removed, nothing is renamed */
+  signal?: AbortSignal;
 }
 
 function outputArgs(format: "mp4" | "gif"): string[] {
@@ -59,7 +61,11 @@ export async function encodeVideo(pngPaths: string[], outPath: string, opts: Enc
       outPath,
       (tmp) =>
         new Promise<void>((done, fail) => {
-          ffmpeg()
+          if (opts.signal?.aborted) {
+            fail(new RuntimeFailure(`encoding ${outPath} was stopped`));
+            return;
+          }
+          const cmd = ffmpeg()
             .setFfmpegPath(opts.ffmpegPath)
             .input(join(dir, "f%06d.png"))
             .inputOptions(["-framerate", String(fps), "-f", "image2"])
@@ -73,8 +79,12 @@ export async function encodeVideo(pngPaths: string[], outPath: string, opts: Enc
                   `ffmpeg could not encode ${outPath}: ${err.message.split("\n")[0]} ${last}`,
                 ),
               );
-            })
-            .run();
+            });
+          const kill = () => cmd.kill("SIGKILL");
+          opts.signal?.addEventListener("abort", kill, { once: true });
+          cmd.on("end", () => opts.signal?.removeEventListener("abort", kill));
+          cmd.on("error", () => opts.signal?.removeEventListener("abort", kill));
+          cmd.run();
         }),
     );
   } finally {

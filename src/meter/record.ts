@@ -60,8 +60,15 @@ const UncountedSchema = z.object({
 // Loose at the top level: later stages may add their own sections (cost, quality) and they survive a round trip.
 export const RunRecordSchema = z.looseObject({
   schemaVersion: z.literal(SCHEMA_VERSION),
-  /** false when the run stopped before every requested frame was written */
+  /** false when the run stopped before every requested frame and output was written */
   complete: z.boolean(),
+  /**
+   * why an incomplete run stopped: the signal (Ctrl-C is SIGINT) and what the run was doing. Optional, added
+   * after version 1 shipped: readers of version 1 accept it (the top level is loose), so no version bump
+   */
+  interrupted: z
+    .object({ signal: z.enum(["SIGINT", "SIGTERM"]), during: z.enum(["generating", "writing"]) })
+    .optional(),
   createdAt: z.iso.datetime(),
   backend: z.object({ name: z.string().min(1), reason: z.string() }),
   device: z.object({ cpuModel: z.string(), cores: positiveInt }),
@@ -96,6 +103,7 @@ export const RunRecordSchema = z.looseObject({
       .optional(),
   }),
   video: z.object({
+    /** frames requested (totals.frames counts those generated) */
     frames: positiveInt,
     fps: nonNegative.refine((v) => v > 0, "must be > 0"),
     width: positiveInt,

@@ -169,6 +169,11 @@ export const SweepRecordSchema = z.object({
     frames: z.number().int().positive().optional(),
   }),
   cells: z.array(SweepCellSchema),
+  /**
+   * every grid cell is in `cells` (false: an interrupted sweep; `sweep --resume` runs the rest). Optional,
+   * added after version 1: a version-1 reader strips it, so no version bump
+   */
+  complete: z.boolean().optional(),
   /** one per sampler in grid order */
   fits: z.array(SamplerFitSchema),
   /** the same fit over every cell, all samplers together (cost follows NFEs, whoever spends them) */
@@ -517,6 +522,7 @@ export function buildSweepRecord(input: SweepInput): SweepRecord {
     createdAt: input.createdAt ?? new Date().toISOString(),
     grid: input.grid,
     cells,
+    complete: cells.length === input.grid.samplers.length * input.grid.steps.length,
     fits,
     pooledFit,
     machine: input.machine ?? null,

@@ -359,7 +359,8 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
           }
         : null,
     },
-    video: { frames: done, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },
+    // the frames asked for: readers print `totals.frames of video.frames` (a run stopped before its first frame has 0 of N)
+    video: { frames: nClips * o.frames, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },
     seed: o.seed,
     flopConvention: o.convention,
     calibration: backend.calibration,
