@@ -46,6 +46,10 @@ const Options = z.object({
   ffmpeg: pathOpt().optional(),
   ortProfile: z.boolean().default(false),
   scale: intOpt({ min: 1, max: 64 }),
+  clips: intOpt({ min: 1, max: 1000 }),
+  cacheInterval: intOpt({ min: 1, max: 1000 }),
+  precision: choiceOpt(["fp32", "int8"]),
+  batchCalls: choiceOpt(["on", "off"]),
 });
 
 type Opts = z.output<typeof Options>;
@@ -129,7 +133,13 @@ function progressReporter(json: boolean) {
 }
 
 export async function generateCommand(o: Opts): Promise<number> {
-  checkGenerationOptions({ sampler: o.sampler, steps: o.steps, frames: o.frames, preset: o.preset });
+  checkGenerationOptions({
+    sampler: o.sampler,
+    steps: o.steps,
+    frames: o.frames,
+    preset: o.preset,
+    cacheInterval: o.cacheInterval,
+  });
   ensureWritable(o.out);
   // The cost stage, sharp and fluent-ffmpeg load after the frames are made (dynamic imports below): kept out
   // of the generation phase they would add ~45 MB to its peak resident memory, which the record reports.
@@ -150,9 +160,13 @@ export async function generateCommand(o: Opts): Promise<number> {
       sampler: o.sampler,
       steps: o.steps,
       frames: o.frames,
+      clips: o.clips,
       fps: o.fps,
       seed: o.seed,
       backend: o.backend,
+      cacheInterval: o.cacheInterval,
+      precision: o.precision,
+      batchCalls: o.batchCalls === "on",
       threads: o.threads,
       device: o.device,
       ortProfile: o.ortProfile,
@@ -266,6 +280,18 @@ export function register(program: Command): void {
     .option("--ffmpeg <path>", "ffmpeg binary for MP4/GIF")
     .option("--ort-profile", "onnx: fold onnxruntime's per-node profile into the kernel table")
     .option("--scale <n>", "upscale of the viewing PNGs (nearest neighbour)", "8")
+    .option("--clips <n>", "clips to generate (clip c from seed + c); files are written for the first", "1")
+    .option(
+      "--cache-interval <k>",
+      "feature caching: every k-th call of a frame runs the whole network, the others reuse the middle blocks' residual (1 = off)",
+      "1",
+    )
+    .option("--precision <p>", "fp32, or int8 (dynamically quantized dense layers; onnx only)", "fp32")
+    .option(
+      "--batch-calls <on|off>",
+      "one batched call where two share a step: the clips as one batch, model + guide in one onnx run",
+      "on",
+    )
     .action(async (raw: Record<string, unknown>) => {
       const code = await generateCommand(parseOptions(Options, raw));
       if (code !== 0) process.exitCode = code;

@@ -11,7 +11,7 @@ import { type QualityFigures, qualityFigures } from "../quality/metrics.ts";
 import { heldOutFrames } from "../quality/reference.ts";
 import { type ShapeFigures, shapeFigures } from "../quality/shapes.ts";
 import { Rng } from "../util/rng.ts";
-import { type Guidance, runGeneration } from "./generation.ts";
+import { type GenerationOptions, type Guidance, runGeneration } from "./generation.ts";
 
 export interface EvaluationOptions {
   modelDir: string;
@@ -29,6 +29,8 @@ export interface EvaluationOptions {
   backend: string;
   /** autoguidance over the model folder's default (generation.ts); undefined = the folder's default */
   guidance?: Partial<Guidance>;
+  /** the speed levers of generation.ts (feature caching, int8, batched calls); absent = off */
+  levers?: Pick<GenerationOptions, "cacheInterval" | "precision" | "batchCalls">;
 }
 
 export const DEFAULT_EVALUATION: Omit<EvaluationOptions, "modelDir"> = {
@@ -94,6 +96,7 @@ export async function evaluateModel(
       seed: o.seed,
       backend: o.backend,
       guidance: o.guidance,
+      ...o.levers,
       convention: "flops",
     });
   const first = await gen(o.steps, 1, o.clips);
