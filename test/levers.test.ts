@@ -50,7 +50,9 @@ const sameClips = (a: Float32Array[][], b: Float32Array[][]) => {
   expect(a.length).toBe(b.length);
   a.forEach((c, i) => {
     expect(c.length).toBe(b[i].length);
-    c.forEach((f, j) => expect(bytes(f).equals(bytes(b[i][j]))).toBe(true));
+    c.forEach((f, j) => {
+      expect(bytes(f).equals(bytes(b[i][j]))).toBe(true);
+    });
   });
 };
 const maxDiff = (a: Float32Array, b: Float32Array) =>
@@ -221,7 +223,9 @@ describe("batched calls", () => {
   it("clips batch on tfjs too (the guide stays a call of its own there)", async () => {
     const on = await runGeneration({ ...base, clips: 2, frames: 1, batchCalls: true });
     const off = await runGeneration({ ...base, clips: 2, frames: 1 });
-    on.clips.forEach((c, i) => expect(maxDiff(c[0], off.clips[i][0])).toBeLessThan(1e-5));
+    on.clips.forEach((c, i) => {
+      expect(maxDiff(c[0], off.clips[i][0])).toBeLessThan(1e-5);
+    });
     expect(on.record.batching).toEqual({ clipsPerCall: 2, guideInSameCall: false });
     expect(on.record.totals).toMatchObject({ nfe: 8, calls: 4 });
   });
