@@ -80,9 +80,24 @@ export function formatSummary(r: RunRecord, costLines: string[]): string {
   const perFrame = t.frames > 0 ? t.wallMs / t.frames : Number.NaN;
   const minuteFrames = r.video.fps * 60;
   const g = r.sampler.guidance;
+  const fc = r.sampler.featureCache;
+  const levers = [
+    ...(fc
+      ? [
+          `feature cache: full call every ${fc.interval}, blocks ${fc.fromBlock}..${fc.toBlock - 1} of ${fc.depth} reused between: ${t.cachedNfe ?? 0} of ${t.nfe} NFEs cached`,
+        ]
+      : []),
+    ...(r.model.precision === "int8" ? ["int8 dense layers (integer ops counted in the FLOPs)"] : []),
+    ...(r.batching
+      ? [
+          `batched: ${r.batching.clipsPerCall} clip(s) per call${r.batching.guideInSameCall ? ", model + guide in one call" : ""} (${t.calls} calls for ${t.nfe} NFEs)`,
+        ]
+      : []),
+  ];
   const lines = [
     `${r.complete ? "done" : "INCOMPLETE"}: ${t.frames} frames ${r.video.width}x${r.video.height}, ${r.sampler.name} ${r.sampler.steps} steps = ${r.sampler.nfePerFrame} NFEs per frame (${t.nfe} NFEs, ${t.steps} steps in all) on ${r.backend.name}`,
     ...(g ? [`guidance  ${describeGuidance(g)}`] : []),
+    ...(levers.length > 0 ? [`levers    ${levers.join("; ")}`] : []),
     `wall      ${fmtMs(perFrame)} per frame, ${r.nfeTiming.medianMs !== null ? fmtMs(r.nfeTiming.medianMs) : "n/a"} per NFE (median; first call ${r.nfeTiming.warmupMs !== null ? fmtMs(r.nfeTiming.warmupMs) : "n/a"}), ${fmtMs(t.wallMs)} in all`,
     `compute   ${(conv(r.model.flopsPerNfe) / 1e9).toFixed(3)} G${unit} per NFE (counted; analytic ${(conv(r.model.flopsPerNfeAnalytic ?? Number.NaN) / 1e9).toFixed(3)}), ${(conv(t.flops) / 1e9).toFixed(2)} G${unit} in all; ${r.throughput.gflops.toFixed(2)} GFLOP/s = ${(100 * r.throughput.utilization).toFixed(0)}% of the calibrated ${r.calibration.gemmGflops.toFixed(1)} GFLOP/s GEMM peak`,
     `memory    peak RSS ${(r.memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak tensors ${(r.memory.peakTensorBytes / 2 ** 20).toFixed(1)} MiB`,
