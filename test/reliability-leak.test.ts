@@ -48,7 +48,9 @@ describe("1000 network calls", () => {
       const x = Float32Array.from({ length: n }, () => rng.normal());
       const ctx = Float32Array.from({ length: cfg.contextFrames * n }, () => rng.normal());
       const meter = l.meter();
-      const call = meter.wrap<{ mask: number[] }>((xx, t, c) => l.net.predict(xx, [t], ctx, c.mask, null));
+      const call = meter.wrap<{ mask: number[] }>((xx, t, c) =>
+        l.net.predictWith(xx, [t], ctx, c.mask, null, {}).then((r) => r.predictions[0]),
+      );
       meter.beginFrame(0);
       const tensors0 = tf.memory().numTensors;
       let rssWarm = 0;

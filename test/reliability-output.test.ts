@@ -88,6 +88,10 @@ async function generateHere(out: string, frames: number): Promise<{ code: number
       convention: "flops",
       ortProfile: false,
       scale: 2,
+      clips: 1,
+      cacheInterval: 1,
+      precision: "fp32",
+      batchCalls: "off",
     });
     return { code, message: "" };
   } catch (err) {

@@ -46,6 +46,10 @@ const Options = z.object({
   ffmpeg: pathOpt().optional(),
   ortProfile: z.boolean().default(false),
   scale: intOpt({ min: 1, max: 64 }),
+  clips: intOpt({ min: 1, max: 1000 }),
+  cacheInterval: intOpt({ min: 1, max: 1000 }),
+  precision: choiceOpt(["fp32", "int8"]),
+  batchCalls: choiceOpt(["on", "off"]),
 });
 
 type Opts = z.output<typeof Options>;
@@ -62,9 +66,24 @@ export function formatSummary(r: RunRecord, costLines: string[]): string {
   const perFrame = t.frames > 0 ? t.wallMs / t.frames : Number.NaN;
   const minuteFrames = r.video.fps * 60;
   const g = r.sampler.guidance;
+  const fc = r.sampler.featureCache;
+  const levers = [
+    ...(fc
+      ? [
+          `feature cache: full call every ${fc.interval}, blocks ${fc.fromBlock}..${fc.toBlock - 1} of ${fc.depth} reused between: ${t.cachedNfe ?? 0} of ${t.nfe} NFEs cached`,
+        ]
+      : []),
+    ...(r.model.precision === "int8" ? ["int8 dense layers (integer ops counted in the FLOPs)"] : []),
+    ...(r.batching
+      ? [
+          `batched: ${r.batching.clipsPerCall} clip(s) per call${r.batching.guideInSameCall ? ", model + guide in one call" : ""} (${t.calls} calls for ${t.nfe} NFEs)`,
+        ]
+      : []),
+  ];
   const lines = [
     `${r.complete ? "done" : "INCOMPLETE"}: ${t.frames} frames ${r.video.width}x${r.video.height}, ${r.sampler.name} ${r.sampler.steps} steps = ${r.sampler.nfePerFrame} NFEs per frame (${t.nfe} NFEs, ${t.steps} steps in all) on ${r.backend.name}`,
     ...(g ? [`guidance  ${describeGuidance(g)}`] : []),
+    ...(levers.length > 0 ? [`levers    ${levers.join("; ")}`] : []),
     `wall      ${fmtMs(perFrame)} per frame, ${r.nfeTiming.medianMs !== null ? fmtMs(r.nfeTiming.medianMs) : "n/a"} per NFE (median; first call ${r.nfeTiming.warmupMs !== null ? fmtMs(r.nfeTiming.warmupMs) : "n/a"}), ${fmtMs(t.wallMs)} in all`,
     `compute   ${(conv(r.model.flopsPerNfe) / 1e9).toFixed(3)} G${unit} per NFE (counted; analytic ${(conv(r.model.flopsPerNfeAnalytic ?? Number.NaN) / 1e9).toFixed(3)}), ${(conv(t.flops) / 1e9).toFixed(2)} G${unit} in all; ${r.throughput.gflops.toFixed(2)} GFLOP/s = ${(100 * r.throughput.utilization).toFixed(0)}% of the calibrated ${r.calibration.gemmGflops.toFixed(1)} GFLOP/s GEMM peak`,
     `memory    peak RSS ${(r.memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak tensors ${(r.memory.peakTensorBytes / 2 ** 20).toFixed(1)} MiB`,
@@ -115,7 +134,13 @@ function progressReporter(json: boolean) {
 }
 
 export async function generateCommand(o: Opts): Promise<number> {
-  checkGenerationOptions({ sampler: o.sampler, steps: o.steps, frames: o.frames, preset: o.preset });
+  checkGenerationOptions({
+    sampler: o.sampler,
+    steps: o.steps,
+    frames: o.frames,
+    preset: o.preset,
+    cacheInterval: o.cacheInterval,
+  });
   ensureWritableDir(o.out, "--out");
   // one run per folder: a second generate (or sweep) into it is refused while this one writes
   const lock = lockDir(o.out, "generate", "--out");
@@ -146,9 +171,13 @@ async function generateInto(o: Opts, stop: StopSignals, abort: AbortSignal): Pro
       sampler: o.sampler,
       steps: o.steps,
       frames: o.frames,
+      clips: o.clips,
       fps: o.fps,
       seed: o.seed,
       backend: o.backend,
+      cacheInterval: o.cacheInterval,
+      precision: o.precision,
+      batchCalls: o.batchCalls === "on",
       threads: o.threads,
       device: o.device,
       ortProfile: o.ortProfile,
@@ -284,6 +313,18 @@ export function register(program: Command): void {
     .option("--ffmpeg <path>", "ffmpeg binary for MP4/GIF")
     .option("--ort-profile", "onnx: fold onnxruntime's per-node profile into the kernel table")
     .option("--scale <n>", "upscale of the viewing PNGs (nearest neighbour)", "8")
+    .option("--clips <n>", "clips to generate (clip c from seed + c); files are written for the first", "1")
+    .option(
+      "--cache-interval <k>",
+      "feature caching: every k-th call of a frame runs the whole network, the others reuse the middle blocks' residual (1 = off)",
+      "1",
+    )
+    .option("--precision <p>", "fp32, or int8 (dynamically quantized dense layers; onnx only)", "fp32")
+    .option(
+      "--batch-calls <on|off>",
+      "one batched call where two share a step: the clips as one batch, model + guide in one onnx run",
+      "on",
+    )
     .action(async (raw: Record<string, unknown>) => {
       const code = await generateCommand(parseOptions(Options, raw));
       if (code !== 0) process.exitCode = code;

@@ -5,7 +5,8 @@
  * added. Those shapes are what the FLOP rules (meter/onnx-flops.ts) read, so
  * counting needs no shape inference pass over the encoded model.
  *
- * Everything is fp32 except the int64 shape/split constants.
+ * Everything is fp32 except the int64 shape/split constants and the int8
+ * weights of a quantized graph (`typedWeight`).
  */
 import protobuf from "protobufjs";
 
@@ -79,8 +80,9 @@ message OperatorSetIdProto {
 `;
 
 /** TensorProto.DataType values used here. */
-const FLOAT = 1;
-const INT64 = 7;
+export const ONNX_DTYPE = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
+const FLOAT = ONNX_DTYPE.FLOAT;
+const INT64 = ONNX_DTYPE.INT64;
 /** AttributeProto.AttributeType values used here. */
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
@@ -111,7 +113,7 @@ export interface OnnxNode {
 interface Initializer {
   name: string;
   shape: Shape;
-  dataType: typeof FLOAT | typeof INT64;
+  dataType: number;
   raw: Uint8Array;
 }
 
@@ -151,6 +153,11 @@ export class GraphBuilder {
   private readonly outputs: string[] = [];
   private readonly constants = new Map<string, string>();
   private counter = 0;
+  /**
+   * Prepended to the names of nodes and weights added from now on (not inputs, nor the shared constants):
+   * a second network in the same graph (model + guide) gets its own names.
+   */
+  scope = "";
 
   constructor(readonly graphName: string) {}
 
@@ -176,9 +183,26 @@ export class GraphBuilder {
   /** A constant fp32 tensor stored in the model (weights). */
   weight(name: string, data: Float32Array, shape: Shape): string {
     if (data.length !== numel(shape)) throw new Error(`weight ${name}: ${data.length} values for [${shape}]`);
-    this.define(name, shape);
-    this.initializers.push({ name, shape, dataType: FLOAT, raw: float32Bytes(data) });
-    return name;
+    const scoped = this.scope + name;
+    this.define(scoped, shape);
+    this.initializers.push({ name: scoped, shape, dataType: FLOAT, raw: float32Bytes(data) });
+    return scoped;
+  }
+
+  /** A constant int8 / uint8 / int32 tensor (a quantized weight), raw little-endian bytes. */
+  typedWeight(name: string, data: Int8Array | Uint8Array | Int32Array, shape: Shape): string {
+    if (data.length !== numel(shape)) throw new Error(`weight ${name}: ${data.length} values for [${shape}]`);
+    const dataType =
+      data instanceof Int8Array
+        ? ONNX_DTYPE.INT8
+        : data instanceof Uint8Array
+          ? ONNX_DTYPE.UINT8
+          : ONNX_DTYPE.INT32;
+    const scoped = this.scope + name;
+    this.define(scoped, shape);
+    const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    this.initializers.push({ name: scoped, shape, dataType, raw });
+    return scoped;
   }
 
   /** A scalar fp32 constant, shared by every node that uses the same value. */
@@ -187,7 +211,13 @@ export class GraphBuilder {
     const known = this.constants.get(key);
     if (known) return known;
     const name = `const_${this.constants.size}`;
-    this.weight(name, new Float32Array([value]), []);
+    this.define(name, []);
+    this.initializers.push({
+      name,
+      shape: [],
+      dataType: FLOAT,
+      raw: float32Bytes(new Float32Array([value])),
+    });
     this.constants.set(key, name);
     return name;
   }
@@ -215,7 +245,7 @@ export class GraphBuilder {
     attrs: Record<string, AttrValue> = {},
     name?: string,
   ): string[] {
-    const nodeName = name ?? `${opType}_${this.counter}`;
+    const nodeName = this.scope + (name ?? `${opType}_${this.counter}`);
     this.counter++;
     const outputs = outputShapes.map((s, i) => {
       const out = outputShapes.length === 1 ? nodeName : `${nodeName}:${i}`;
@@ -318,6 +348,26 @@ export class GraphBuilder {
     const out = [...shapes[0]];
     out[ax] = shapes.reduce((a, s) => a + s[ax], 0);
     return this.node("Concat", [...xs], [out], { axis: ax }, name)[0];
+  }
+
+  /** x (fp32) -> [x quantized to uint8, its scale [], its zero point []] (ONNX DynamicQuantizeLinear). */
+  dynamicQuantizeLinear(x: string, name?: string): [string, string, string] {
+    const [q, scale, zero] = this.node("DynamicQuantizeLinear", [x], [this.shapeOf(x), [], []], {}, name);
+    return [q, scale, zero];
+  }
+
+  /** uint8 a [M, K] (zero point aZero) x int8 b [K, N] -> int32 [M, N] (ONNX MatMulInteger, b's zero point 0). */
+  matMulInteger(a: string, b: string, aZero: string, name?: string): string {
+    const sa = this.shapeOf(a);
+    const sb = this.shapeOf(b);
+    if (sa.length !== 2 || sb.length !== 2 || sa[1] !== sb[0])
+      throw new Error(`MatMulInteger ${name ?? ""}: [${sa}] x [${sb}]`);
+    return this.node("MatMulInteger", [a, b, aZero], [[sa[0], sb[1]]], {}, name)[0];
+  }
+
+  /** Cast to another element type (ONNX_DTYPE). */
+  cast(x: string, to: number, name?: string): string {
+    return this.node("Cast", [x], [this.shapeOf(x)], { to }, name)[0];
   }
 
   softmax(x: string, axis: number, name?: string): string {

@@ -11,6 +11,7 @@
  * features, F timestep features, M MLP hidden, H heads.
  */
 import { type ModelConfig, patchInputDim, patchOutputDim, tokensOf } from "../model/config.ts";
+import { cacheBlocks } from "../model/dit.ts";
 import { type FlopConvention, SOFTMAX_FLOPS_PER_ELEMENT, toConvention } from "./flops.ts";
 
 /** Named terms of one call, in FLOPs (2 per multiply-accumulate). */
@@ -37,10 +38,18 @@ export interface AnalyticBreakdown {
   residual: number;
   /** final projection [R, D] x [D, Q] + bias */
   finalProjection: number;
+  /** feature caching: a full call's residual h_out - h_in, a cached call's h + residual ([R, D]); 0 without */
+  featureCache: number;
 }
 
+/**
+ * Feature caching (model/dit.ts cacheBlocks): "full" runs every block and subtracts once more, "cached"
+ * skips blocks [from, to) and adds the cached residual. Undefined: a plain call.
+ */
+export type CacheCall = "full" | "cached" | undefined;
+
 /** The terms of one call of `batch` frames, in FLOPs. */
-export function analyticBreakdown(cfg: ModelConfig, batch = 1): AnalyticBreakdown {
+export function analyticBreakdown(cfg: ModelConfig, batch = 1, cache?: CacheCall): AnalyticBreakdown {
   const B = batch;
   const T = tokensOf(cfg);
   const R = T * B;
@@ -50,7 +59,9 @@ export function analyticBreakdown(cfg: ModelConfig, batch = 1): AnalyticBreakdow
   const F = cfg.freqDim;
   const M = cfg.mlpRatio * D;
   const H = cfg.heads;
-  const L = cfg.depth;
+  const [from, to] = cacheBlocks(cfg);
+  // blocks that run
+  const L = cache === "cached" ? cfg.depth - (to - from) : cfg.depth;
   // dense layer [rows, in] x [in, out] + bias: GEMM plus one add per output element
   const dense = (rows: number, inF: number, outF: number) => 2 * rows * inF * outF + rows * outF;
   // mean (R*D), x - mean, square, mean, x - mean, * rsqrt: 6 per element; var + eps, rsqrt: 2 per row
@@ -71,6 +82,7 @@ export function analyticBreakdown(cfg: ModelConfig, batch = 1): AnalyticBreakdow
     normModulate: (2 * L + 1) * (layerNorm + modulate),
     residual: L * 2 * (2 * R * D),
     finalProjection: dense(R, D, Q),
+    featureCache: cache ? R * D : 0,
   };
 }
 
@@ -79,8 +91,9 @@ export function analyticFlopsPerCall(
   cfg: ModelConfig,
   convention: FlopConvention = "flops",
   batch = 1,
+  cache?: CacheCall,
 ): number {
-  const terms = analyticBreakdown(cfg, batch);
+  const terms = analyticBreakdown(cfg, batch, cache);
   const flops = Object.values(terms).reduce((s: number, v: number) => s + v, 0);
   return toConvention(flops, convention);
 }

@@ -239,6 +239,11 @@ export interface WrapOptions<C> {
   nfePerCall?: number;
   /** what decides the kernels that run; default: x's length and the shapes found in context */
   shapeKey?: (x: Float32Array, context: C) => string;
+  /**
+   * a feature-cached call (it skips blocks and reuses their last residual): its NFEs still count as NFEs,
+   * and also as `cachedNfe`; its FLOPs are those of the kernels it ran
+   */
+  cached?: boolean;
 }
 
 /** Describes a value by its shapes, not its numbers: typed arrays by length, tensors by shape. */
@@ -263,6 +268,7 @@ interface ShapeEntry {
   flops: number;
   kernels: KernelCount[];
   nfePerCall: number;
+  cached: boolean;
   calls: number;
 }
 
@@ -271,6 +277,7 @@ interface OpenFrame {
   start: number;
   lastStep: number;
   nfe: number;
+  cachedNfe: number;
   calls: number;
   steps: number;
   flops: number;
@@ -303,6 +310,7 @@ export interface RunInfo {
   seed: number;
   flopConvention: RunRecord["flopConvention"];
   calibration: RunRecord["calibration"];
+  batching?: RunRecord["batching"];
   cost?: RunRecord["cost"];
 }
 
@@ -327,7 +335,7 @@ export class Meter {
   /** per-NFE wall ms of steady-state calls (not the first, not profiled) */
   private readonly steadyMs: number[] = [];
   private peakTensorBytes = 0;
-  private readonly totals = { frames: 0, steps: 0, nfe: 0, calls: 0, flops: 0, wallMs: 0 };
+  private readonly totals = { frames: 0, steps: 0, nfe: 0, calls: 0, flops: 0, wallMs: 0, cachedNfe: 0 };
   private samplerFlops = 0;
   /** wall ms of calls made outside any frame (frames carry their own) */
   private outsideFrameMs = 0;
@@ -340,6 +348,7 @@ export class Meter {
   /** The metered network: same signature, same results; samplers call this. */
   wrap<C>(fn: NetworkFn<C>, opts: WrapOptions<C> = {}): NetworkFn<C> {
     const nfePerCall = opts.nfePerCall ?? 1;
+    const cached = opts.cached ?? false;
     if (!Number.isInteger(nfePerCall) || nfePerCall < 1) {
       throw new RuntimeFailure(`meter: nfePerCall must be a positive integer, got ${nfePerCall}`);
     }
@@ -363,7 +372,7 @@ export class Meter {
           const counted = await this.countKernels(() => fn(x, t, context));
           result = counted.result;
           const flops = counted.kernels.reduce((s, k) => s + (k.flops ?? 0), 0);
-          entry = { flops, kernels: counted.kernels, nfePerCall, calls: 0 };
+          entry = { flops, kernels: counted.kernels, nfePerCall, cached, calls: 0 };
           this.shapes.set(key, entry);
           if (counted.peakBytes !== undefined)
             this.peakTensorBytes = Math.max(this.peakTensorBytes, counted.peakBytes);
@@ -387,12 +396,14 @@ export class Meter {
     else if (!profiled) this.steadyMs.push(wallMs / nfe);
     this.totals.calls++;
     this.totals.nfe += nfe;
+    if (entry.cached) this.totals.cachedNfe += nfe;
     this.totals.flops += entry.flops;
     this.peakTensorBytes = Math.max(this.peakTensorBytes, this.tensorBytes());
     const f = this.frame;
     if (f) {
       f.calls++;
       f.nfe += nfe;
+      if (entry.cached) f.cachedNfe += nfe;
       f.flops += entry.flops;
     } else {
       this.outsideFrameMs += wallMs;
@@ -408,6 +419,7 @@ export class Meter {
       start: now,
       lastStep: now,
       nfe: 0,
+      cachedNfe: 0,
       calls: 0,
       steps: 0,
       flops: 0,
@@ -455,23 +467,42 @@ export class Meter {
   }
 
   endFrame(): FrameRecord {
+    return this.endFrames(1)[0];
+  }
+
+  /**
+   * Closes the open frame as `n` frames made together (one batched call per step for n clips, frame indices
+   * index..index+n-1): each gets 1/n of the wall time, NFEs and FLOPs and every step; `calls` and `batch`
+   * say the launches were shared. n = 1 is endFrame.
+   */
+  endFrames(n: number): FrameRecord[] {
     const f = this.frame;
     if (!f) throw new RuntimeFailure("meter: endFrame() without beginFrame()");
+    if (!Number.isInteger(n) || n < 1 || f.nfe % n !== 0 || f.cachedNfe % n !== 0)
+      throw new RuntimeFailure(`meter: a frame of ${f.nfe} NFEs cannot be ${n} frames made together`);
     const wallMs = performance.now() - f.start;
-    const rec: FrameRecord = {
-      index: f.index,
-      wallMs,
-      nfe: f.nfe,
-      calls: f.calls,
-      steps: f.steps,
-      flops: f.flops,
-      samplerFlops: f.samplerFlops,
-      stepWallMs: f.stepWallMs,
-    };
-    this.frames.push(rec);
+    const recs: FrameRecord[] = [];
+    for (let j = 0; j < n; j++) {
+      const rec: FrameRecord = {
+        index: f.index + j,
+        wallMs: wallMs / n,
+        nfe: f.nfe / n,
+        calls: f.calls,
+        steps: f.steps,
+        flops: f.flops / n,
+        samplerFlops: f.samplerFlops / n,
+        stepWallMs: n === 1 ? f.stepWallMs : f.stepWallMs.map((ms) => ms / n),
+      };
+      if (f.cachedNfe > 0) rec.cachedNfe = f.cachedNfe / n;
+      if (n > 1) rec.batch = n;
+      recs.push(rec);
+      this.frames.push(rec);
+    }
     this.frame = null;
-    this.totals.frames++;
-    return rec;
+    this.totals.frames += n;
+    // each of the n frames took every step (one step moved them all)
+    this.totals.steps += (n - 1) * f.steps;
+    return recs;
   }
 
   /** The meter's measurements so far. */
@@ -526,13 +557,19 @@ export class Meter {
       kernels,
       uncounted,
       samplerFlops: this.samplerFlops,
-      totals: { ...this.totals, wallMs: frameMs + this.outsideFrameMs },
+      totals: this.totalsRecord(frameMs + this.outsideFrameMs),
       memory: {
         peakTensorBytes: this.peakTensorBytes,
         peakRssBytes: process.resourceUsage().maxRSS * 1024, // maxRSS is in kilobytes
       },
       flopsPerNfe: perNfe(networkFlops),
     };
+  }
+
+  /** Totals as the record has them: cachedNfe only where some call was cached (records stay as they were). */
+  private totalsRecord(wallMs: number): RunRecord["totals"] {
+    const { cachedNfe, ...rest } = this.totals;
+    return { ...rest, wallMs, ...(cachedNfe > 0 ? { cachedNfe } : {}) };
   }
 
   /** The full RunRecord: the caller's facts plus the meter's measurements, checked against the schema. */
@@ -559,6 +596,7 @@ export class Meter {
       totals: s.totals,
       throughput: { gflops, utilization: gflops / info.calibration.gemmGflops },
       memory: s.memory,
+      ...(info.batching ? { batching: info.batching } : {}),
       ...(info.cost ? { cost: info.cost } : {}),
     };
     // round trip through the schema the reader uses: a record the program cannot read back is never written

@@ -43,6 +43,22 @@ function gemmFlops(k: KernelShapes): number {
   return 2 * out0(k) * inner + bias;
 }
 
+/**
+ * MatMulInteger (uint8 x int8 -> int32): 2 integer operations per multiply-accumulate, as MatMul, plus
+ * one per element of A for subtracting its zero point. Counted in the same total as FLOPs: the record's
+ * `model.precision` says they were int8.
+ */
+function matMulIntegerFlops(k: KernelShapes): number {
+  return matMulFlops(k) + in0(k);
+}
+
+/**
+ * DynamicQuantizeLinear: min and max over the input (1 each per element), then x / scale + zero point,
+ * rounded and saturated (2 per element; rounding and saturation, like data movement, 0); the scale and
+ * zero point from min and max are a handful of scalar ops, left out.
+ */
+const DYNAMIC_QUANTIZE_FLOPS_PER_ELEMENT = 4;
+
 /** Ops that move or relabel data: 0 FLOPs on purpose (not uncounted). */
 export const ONNX_DATA_MOVEMENT_OPS: readonly string[] = [
   "Reshape",
@@ -90,6 +106,8 @@ function buildRules(): Record<string, FlopRule> {
     MatMul: matMulFlops,
     Gemm: gemmFlops,
     Softmax: (k) => SOFTMAX_FLOPS_PER_ELEMENT * out0(k),
+    MatMulInteger: matMulIntegerFlops,
+    DynamicQuantizeLinear: (k) => DYNAMIC_QUANTIZE_FLOPS_PER_ELEMENT * in0(k),
   };
   for (const op of BINARY) rules[op] = out0;
   for (const op of UNARY) rules[op] = out0;
@@ -118,9 +136,13 @@ export function onnxNodeFlops(node: OnnxNode): number | null {
   return Number.isFinite(flops) ? flops : null;
 }
 
-/** Bytes a node reads and writes (fp32, each tensor once); views move nothing. */
+/** Bytes a node reads and writes (fp32, each tensor once; int8 where quantized); views move nothing. */
 export function onnxNodeBytes(node: OnnxNode): number {
   if (VIEW_OPS.has(node.opType)) return 0;
+  const [a, b] = node.inputShapes;
+  // uint8 x int8 -> int32; fp32 -> uint8 (+ two scalars)
+  if (node.opType === "MatMulInteger") return numel(a) + numel(b) + 4 * numel(node.outputShapes[0]);
+  if (node.opType === "DynamicQuantizeLinear") return 5 * numel(a) + 5;
   const all = (shapes: readonly Shape[]) => shapes.reduce((s, x) => s + numel(x), 0);
   return BYTES_PER_ELEMENT * (all(node.inputShapes) + all(node.outputShapes));
 }
@@ -264,11 +286,21 @@ export function foldOrtProfile(
   return kernels;
 }
 
+/** How a call ran its graph (OnnxDiT's OnnxCall: feature-cache variant, model + guide). */
+export interface OnnxCallShape {
+  cache?: "full" | "cached";
+  pair?: boolean;
+}
+
 /** What the counter needs of an ONNX model (OnnxDiT satisfies it). */
 export interface ProfilableOnnxModel {
   readonly lastInputs: NetworkInputs | null;
-  graph(batch: number): Promise<{ nodes: readonly OnnxNode[] }>;
-  profile(inputs: NetworkInputs, runs?: number): Promise<OrtNodeTiming[]>;
+  /** how the latest call was made; absent or null: the plain graph */
+  readonly lastCall?: OnnxCallShape | null;
+  /** a sequence number of the latest run, comparable across models (the one that ran last is counted) */
+  readonly lastRun?: number;
+  graph(batch: number, call?: OnnxCallShape): Promise<{ nodes: readonly OnnxNode[] }>;
+  profile(inputs: NetworkInputs, runs?: number, call?: OnnxCallShape): Promise<OrtNodeTiming[]>;
 }
 
 export interface OnnxCounterOptions {
@@ -283,17 +315,25 @@ export interface OnnxCounterOptions {
 
 /**
  * The meter's kernel counter for the native engine: the call runs as usual,
- * then its kernels are read from the graph of the batch it ran (FLOPs from
- * the rule table), optionally with ORT's per-kernel times folded in.
+ * then its kernels are read from the graph it ran (the batch and variant of
+ * the latest call of whichever model ran last: model, guide, or both in one
+ * graph), FLOPs from the rule table, optionally with ORT's per-kernel times
+ * folded in.
  */
-export function onnxKernelCounter(model: ProfilableOnnxModel, opts: OnnxCounterOptions = {}): KernelCounter {
+export function onnxKernelCounter(
+  models: ProfilableOnnxModel | readonly ProfilableOnnxModel[],
+  opts: OnnxCounterOptions = {},
+): KernelCounter {
+  const all = Array.isArray(models) ? models : [models as ProfilableOnnxModel];
   return async <R>(call: () => Promise<R>) => {
     const result = await call();
+    const model = all.reduce((a, b) => ((b.lastRun ?? 0) > (a.lastRun ?? 0) ? b : a));
     const inputs = model.lastInputs;
     if (inputs === null) return { result, kernels: [] };
-    const { nodes } = await model.graph(inputs.batch);
+    const shape = model.lastCall ?? {};
+    const { nodes } = await model.graph(inputs.batch, shape);
     if (!opts.profile) return { result, kernels: onnxKernelCounts(nodes) };
-    const folded = foldOrtProfile(nodes, await model.profile(inputs, opts.profileRuns ?? 3));
+    const folded = foldOrtProfile(nodes, await model.profile(inputs, opts.profileRuns ?? 3, shape));
     const kernels = folded.map((k) => ({
       name: k.opType,
       flops: k.flops,

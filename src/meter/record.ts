@@ -34,6 +34,10 @@ const FrameSchema = z.object({
   samplerFlops: nonNegative,
   /** wall clock of each step, from the previous step boundary (or the frame start) */
   stepWallMs: z.array(nonNegative),
+  /** of `nfe`, the evaluations made as feature-cached calls (they skip blocks; absent = none) */
+  cachedNfe: count.optional(),
+  /** frames made together, one batched call per step (wallMs, nfe, flops are this frame's share; calls are shared) */
+  batch: positiveInt.optional(),
 });
 
 const KernelSchema = z.object({
@@ -80,6 +84,8 @@ export const RunRecordSchema = z.looseObject({
     /** from the model's config (meter/analytic.ts); null where no formula applies */
     flopsPerNfeAnalytic: nonNegative.nullable(),
     config: z.looseObject({}),
+    /** the weights' arithmetic: "int8" = the blocks' dense layers as integer MatMuls (their integer ops are in the FLOPs); absent = fp32 */
+    precision: z.enum(["fp32", "int8"]).optional(),
   }),
   sampler: z.object({
     name: z.string().min(1),
@@ -101,7 +107,28 @@ export const RunRecordSchema = z.looseObject({
       })
       .nullable()
       .optional(),
+    /**
+     * feature caching (DeepCache-style, run/generation.ts): every `interval`-th call of a frame runs in full,
+     * the calls between skip blocks [fromBlock, toBlock) and reuse their residual; null or absent = off
+     */
+    featureCache: z
+      .object({
+        kind: z.literal("deepcache"),
+        interval: z.int().min(2),
+        fromBlock: count,
+        toBlock: positiveInt,
+        depth: positiveInt,
+      })
+      .nullable()
+      .optional(),
   }),
+  /** calls made as one batched call (absent = none): clips per call, and model + guide in one session run */
+  batching: z
+    .object({
+      clipsPerCall: positiveInt,
+      guideInSameCall: z.boolean(),
+    })
+    .optional(),
   video: z.object({
     /** frames requested (totals.frames counts those generated) */
     frames: positiveInt,
@@ -133,6 +160,8 @@ export const RunRecordSchema = z.looseObject({
     calls: count,
     flops: nonNegative,
     wallMs: nonNegative,
+    /** of `nfe`, the evaluations made as feature-cached calls (absent = none); their FLOPs are what ran */
+    cachedNfe: count.optional(),
   }),
   throughput: z.object({
     /** totals.flops / totals.wallMs */

@@ -25,6 +25,11 @@ import { paramSlots } from "./params.ts";
 
 export type Params = Record<string, tf.Tensor>;
 
+/** The blocks a feature-cached call skips: all but the first and the last (DeepCache's shallow ends), [from, to). */
+export function cacheBlocks(cfg: ModelConfig): [number, number] {
+  return [cfg.depth >= 2 ? 1 : 0, cfg.depth >= 3 ? cfg.depth - 1 : cfg.depth];
+}
+
 /** Host-side inputs of one network call for a batch of B frames. */
 export interface NetworkInputs {
   batch: number;
@@ -171,6 +176,17 @@ export function unpatchify(cfg: ModelConfig, batch: number, y: Float32Array): Fl
 }
 
 /**
+ * Feature caching (onnx-export.ts's CacheVariant, DeepCache / FORA): a "full" call sets `delta` to what
+ * blocks [from, to) added to the token stream [T*B, D]; a "cached" call skips those blocks and adds `delta`.
+ */
+export interface TensorCache {
+  from: number;
+  to: number;
+  mode: "full" | "cached";
+  delta?: tf.Tensor;
+}
+
+/**
  * The network on tensors: params + inputs -> prediction [T*B, p*p*C].
  * A pure function of its arguments so the trainer can differentiate it.
  */
@@ -182,6 +198,7 @@ export function forwardTokens(
   missing: tf.Tensor,
   tFeat: tf.Tensor,
   batch: number,
+  cache?: TensorCache,
 ): tf.Tensor2D {
   const T = tokensOf(cfg);
   const D = cfg.width;
@@ -198,7 +215,17 @@ export function forwardTokens(
     params["temb.b2"],
   );
   const sc = silu(c);
+  let cacheIn: tf.Tensor | null = null;
   for (let i = 0; i < cfg.depth; i++) {
+    if (cache && i === cache.from) {
+      if (cache.mode === "cached") {
+        if (!cache.delta) throw new Error("forwardTokens: a cached call needs the cached residual");
+        h = tf.add(h, cache.delta); // the skipped blocks' residual from the last full call
+        i = cache.to - 1;
+        continue;
+      }
+      cacheIn = h;
+    }
     const p = (n: string) => params[`block${i}.${n}`];
     // adaLN-Zero: one 6-way split of the conditioning vector, [B, 6D] -> 6 x [B, D]
     const [shift1, scale1, gate1, shift2, scale2, gate2] = tf.split(dense(sc, p("ada.w"), p("ada.b")), 6, 1);
@@ -211,6 +238,7 @@ export function forwardTokens(
     const n2 = modulate(layerNorm(h), shift2, scale2, batch);
     const m = dense(gelu(dense(n2, p("mlp.w1"), p("mlp.b1"))), p("mlp.w2"), p("mlp.b2")); // D -> 4D -> D
     h = gatedResidual(h, m, gate2, batch);
+    if (cache?.mode === "full" && cacheIn && i === cache.to - 1) cache.delta = tf.sub(h, cacheIn);
   }
   const [shift, scale] = tf.split(dense(sc, params["final.ada.w"], params["final.ada.b"]), 2, 1);
   return dense(modulate(layerNorm(h), shift, scale, batch), params["final.w"], params["final.b"]); // [T*B, p*p*C]
@@ -244,10 +272,25 @@ export class VideoDiT {
 
   /** The network on prepared inputs, as a tensor [T*B, p*p*C] (caller disposes). */
   forwardPrepared(inputs: NetworkInputs): tf.Tensor2D {
+    return this.forwardCached(inputs)[0];
+  }
+
+  /** forwardPrepared as a feature-cache call: [prediction, residual of a full call] (caller disposes both). */
+  private forwardCached(
+    inputs: NetworkInputs,
+    cache?: { mode: "full" | "cached"; delta?: Float32Array },
+  ): [tf.Tensor2D, tf.Tensor | null] {
     const T = tokensOf(this.cfg);
     const P = patchInputDim(this.cfg);
-    return tf.tidy(() =>
-      forwardTokens(
+    const [from, to] = cacheBlocks(this.cfg);
+    const out = tf.tidy(() => {
+      const c: TensorCache | undefined = cache && {
+        from,
+        to,
+        mode: cache.mode,
+        delta: cache.delta && tf.tensor2d(cache.delta, [T * inputs.batch, this.cfg.width]),
+      };
+      const y = forwardTokens(
         this.cfg,
         this.params,
         this.pos,
@@ -255,8 +298,35 @@ export class VideoDiT {
         tf.tensor2d(inputs.missing, [T * inputs.batch, P]),
         tf.tensor2d(inputs.tFeat, [inputs.batch, this.cfg.freqDim]),
         inputs.batch,
-      ),
+        c,
+      );
+      return c?.mode === "full" && c.delta ? [y, c.delta] : [y];
+    }) as tf.Tensor[];
+    return [out[0] as tf.Tensor2D, out[1] ?? null];
+  }
+
+  /** `predict` as a feature-cache full or cached call (as OnnxDiT.predictWith; no guide pairing here). */
+  async predictWith(
+    x: Float32Array,
+    t: ArrayLike<number>,
+    context: Float32Array | null,
+    contextMask: ArrayLike<number> | null,
+    selfCond: Float32Array | null,
+    call: { cache?: "full" | "cached"; deltas?: Float32Array[] },
+  ): Promise<{ predictions: Float32Array[]; deltas: Float32Array[] }> {
+    const batch = t.length;
+    const inputs = prepareInputs(this.cfg, batch, x, context, contextMask, t, selfCond);
+    if (call.cache === "cached" && call.deltas?.length !== 1)
+      throw new Error("VideoDiT: a cached call needs the cached residual");
+    const [y, delta] = this.forwardCached(
+      inputs,
+      call.cache ? { mode: call.cache, delta: call.deltas?.[0] } : undefined,
     );
+    const data = (await y.data()) as Float32Array;
+    const d = delta ? ((await delta.data()) as Float32Array) : null;
+    y.dispose();
+    delta?.dispose();
+    return { predictions: [unpatchify(this.cfg, batch, data)], deltas: d ? [d] : [] };
   }
 
   /**

@@ -25,9 +25,9 @@ import {
   type OrtModule,
   type OrtNodeTiming,
 } from "../engine/onnx.ts";
-import { GraphBuilder, type OnnxNode } from "../engine/onnx-graph.ts";
+import { GraphBuilder, ONNX_DTYPE, type OnnxNode } from "../engine/onnx-graph.ts";
 import { type ModelConfig, patchInputDim, patchOutputDim, tokensOf, validateConfig } from "./config.ts";
-import { type NetworkInputs, positionEmbedding, prepareInputs, unpatchify } from "./dit.ts";
+import { cacheBlocks, type NetworkInputs, positionEmbedding, prepareInputs, unpatchify } from "./dit.ts";
 import { paramCount, paramSlots } from "./params.ts";
 
 /** Names of the graph's inputs and output. */
@@ -100,6 +100,23 @@ export interface DiTTrace {
 }
 
 /**
+ * Feature caching (DeepCache, Ma et al. 2023, carried over to a DiT as in FORA, Selvaraju et al. 2024):
+ * adjacent sampler steps change the deep features little, so a "full" call also returns the residual
+ * that blocks [from, to) added to the token stream, and a "cached" call skips those blocks and adds that
+ * residual instead. The shallow first and the last blocks always run: they see this step's input and noise
+ * level.
+ */
+export type CacheVariant =
+  | { from: number; to: number; mode: "full" }
+  | { from: number; to: number; mode: "cached"; delta: string };
+
+export interface ForwardOptions {
+  cache?: CacheVariant;
+  /** replaces x W of the blocks' token-row dense layers (the int8 export); the bias add stays */
+  weightMatMul?: (x: string, w: string, name: string) => string;
+}
+
+/**
  * Adds forwardTokens (dit.ts) to `g`: inputs tokens, missing [T*B, P] and
  * t_feat [B, freqDim] -> `outputName` [T*B, p*p*C]. `param(name, shape)`
  * supplies each parameter (a weight for inference, a graph input for
@@ -112,7 +129,8 @@ export function buildDiTForward(
   param: (name: string, shape?: number[]) => string,
   inputs: { tokens: string; missing: string; tFeat: string },
   outputName: string,
-): { prediction: string; trace: DiTTrace } {
+  opts: ForwardOptions = {},
+): { prediction: string; trace: DiTTrace; cacheDelta?: string } {
   const B = batch;
   const T = tokensOf(cfg);
   const R = T * B;
@@ -122,6 +140,9 @@ export function buildDiTForward(
   const dh = D / H;
   const dense = (x: string, w: string, b: string, name: string) =>
     g.add(g.matMul(x, param(w), `${name}/MatMul`), param(b), `${name}/Add`); // [N, in] -> [N, out]
+  // a block's dense layers over token rows: where most FLOPs are, and what an int8 graph quantizes
+  const tokenDense = (x: string, w: string, b: string, name: string) =>
+    opts.weightMatMul ? g.add(opts.weightMatMul(x, w, name), param(b), `${name}/Add`) : dense(x, w, b, name);
   const layerNorm = (x: string, name: string): NormTrace => {
     const mean = g.reduceMean(x, [-1], true, `${name}/Mean`); // [R, D] -> [R, 1]
     const d = g.binary("Sub", x, mean, `${name}/Sub`);
@@ -160,7 +181,21 @@ export function buildDiTForward(
   const sigC = g.unary("Sigmoid", c, "cond/silu/Sigmoid");
   const sc = g.mul(c, sigC, "cond/silu/Mul");
   const blocks: BlockTrace[] = [];
+  const cache = opts.cache;
+  if (cache && !(cache.from >= 0 && cache.from < cache.to && cache.to <= cfg.depth))
+    throw new Error(`buildDiTForward: cached blocks [${cache.from}, ${cache.to}) of ${cfg.depth}`);
+  let cacheIn = "";
+  let cacheDelta: string | undefined;
   for (let i = 0; i < cfg.depth; i++) {
+    if (cache && i === cache.from) {
+      if (cache.mode === "cached") {
+        // the skipped blocks' residual from the last full call: h + (h_out - h_in) of that call
+        h = g.add(h, cache.delta, "cache/Add");
+        i = cache.to - 1;
+        continue;
+      }
+      cacheIn = h;
+    }
     const p = `block${i}.`;
     const n = `block${i}`;
     // adaLN-Zero: [B, 6D] -> 6 x [B, D]
@@ -172,9 +207,9 @@ export function buildDiTForward(
     );
     const ln1 = layerNorm(h, `${n}/ln1`);
     const mod1 = modulate(ln1.y, shift1, scale1, `${n}/mod1`);
-    const q = dense(mod1.y, `${p}q.w`, `${p}q.b`, `${n}/q`);
-    const k = dense(mod1.y, `${p}k.w`, `${p}k.b`, `${n}/k`);
-    const v = dense(mod1.y, `${p}v.w`, `${p}v.b`, `${n}/v`);
+    const q = tokenDense(mod1.y, `${p}q.w`, `${p}q.b`, `${n}/q`);
+    const k = tokenDense(mod1.y, `${p}k.w`, `${p}k.b`, `${n}/k`);
+    const v = tokenDense(mod1.y, `${p}v.w`, `${p}v.b`, `${n}/v`);
     // softmax(q k^T / sqrt(dh)) v per (batch, head)
     const a = `${n}/attn`;
     const q4 = heads(q, [1, 2, 0, 3], a, "Q"); // [T, B, H, dh] -> [B, H, T, dh]
@@ -185,16 +220,17 @@ export function buildDiTForward(
     const o4 = g.matMul(probs, v4, `${a}/Values`); // [B, H, T, dh]
     const tokenMajor = g.transpose(o4, [2, 0, 1, 3], `${a}/TransposeO`); // [T, B, H, dh]
     const attn = g.reshape(tokenMajor, [R, D], `${a}/Flatten`);
-    const o = dense(attn, `${p}o.w`, `${p}o.b`, `${n}/o`);
+    const o = tokenDense(attn, `${p}o.w`, `${p}o.b`, `${n}/o`);
     h = gatedResidual(h, o, gate1, `${n}/res1`);
     const ln2 = layerNorm(h, `${n}/ln2`);
     const mod2 = modulate(ln2.y, shift2, scale2, `${n}/mod2`);
     // GELU as x * sigmoid(1.702 x): [R, D] -> [R, 4D]
-    const u = dense(mod2.y, `${p}mlp.w1`, `${p}mlp.b1`, `${n}/mlp1`);
+    const u = tokenDense(mod2.y, `${p}mlp.w1`, `${p}mlp.b1`, `${n}/mlp1`);
     const geluSig = g.unary("Sigmoid", g.mul(u, g.scalar(1.702), `${n}/gelu/Scale`), `${n}/gelu/Sigmoid`);
     const m1 = g.mul(u, geluSig, `${n}/gelu/Mul`);
-    const m = dense(m1, `${p}mlp.w2`, `${p}mlp.b2`, `${n}/mlp2`); // [R, 4D] -> [R, D]
+    const m = tokenDense(m1, `${p}mlp.w2`, `${p}mlp.b2`, `${n}/mlp2`); // [R, 4D] -> [R, D]
     h = gatedResidual(h, m, gate2, `${n}/res2`);
+    if (cache?.mode === "full" && i === cache.to - 1) cacheDelta = g.binary("Sub", h, cacheIn, "cache/Delta");
     blocks.push({
       ada: { shift1, scale1, gate1, shift2, scale2, gate2 },
       ln1,
@@ -226,19 +262,63 @@ export function buildDiTForward(
   return {
     prediction,
     trace: { input, missing3, a1, sigA1, s1, c, sigC, sc, blocks, finalShift, finalScale, lnF, modF },
+    cacheDelta,
   };
+}
+
+/** Names of the feature cache's graph values: a full call's extra output, a cached call's extra input. */
+export const ONNX_CACHE = { out: "cache_delta", in: "cache_delta_in" } as const;
+/** Prefix of the guide's values in a graph holding the model and its guide. */
+export const GUIDE_SCOPE = "guide/";
+
+export type Precision = "fp32" | "int8";
+
+export interface ExportOptions {
+  /** feature caching: "full" also outputs the skipped blocks' residual, "cached" takes it and skips them */
+  cache?: "full" | "cached";
+  precision?: Precision;
+  /** a second network's weights (the autoguidance guide, same config) on the same inputs, in the same graph */
+  guide?: Float32Array;
+}
+
+/**
+ * Per-column symmetric int8 weights: w[k, n] ~ q[k, n] * scale[n], scale[n] = max_k |w[k, n]| / 127
+ * (what onnxruntime's quantize_dynamic writes with per_channel; zero point 0).
+ */
+export function quantizeColumns(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+): { q: Int8Array; scale: Float32Array } {
+  const scale = new Float32Array(cols);
+  for (let k = 0; k < rows; k++)
+    for (let n = 0; n < cols; n++) scale[n] = Math.max(scale[n], Math.abs(w[k * cols + n]));
+  for (let n = 0; n < cols; n++) scale[n] = scale[n] > 0 ? scale[n] / 127 : 1;
+  const q = new Int8Array(rows * cols);
+  for (let k = 0; k < rows; k++)
+    for (let n = 0; n < cols; n++) q[k * cols + n] = Math.round(w[k * cols + n] / scale[n]);
+  return { q, scale };
 }
 
 /**
  * forwardTokens as ONNX for `batch` frames per call.
- * Inputs tokens, missing [T*B, P] and t_feat [B, freqDim]; output prediction [T*B, p*p*C].
+ * Inputs tokens, missing [T*B, P] and t_feat [B, freqDim] (and cache_delta_in [T*B, D] for a cached call);
+ * output prediction [T*B, p*p*C] (and cache_delta for a full one; guide/... for the guide where given).
+ * int8: the blocks' token-row dense layers as dynamic quantization (DynamicQuantizeLinear on the activations,
+ * MatMulInteger against per-column int8 weights, then the fp32 rescale), as onnxruntime's quantize_dynamic
+ * does; the embeddings, adaLN, attention products and the final layer stay fp32.
  */
-export function exportDiTOnnx(cfg: ModelConfig, flat: Float32Array, batch = 1): OnnxDiTGraph {
+export function exportDiTOnnx(
+  cfg: ModelConfig,
+  flat: Float32Array,
+  batch = 1,
+  opts: ExportOptions = {},
+): OnnxDiTGraph {
   validateConfig(cfg);
-  if (flat.length !== paramCount(cfg)) {
-    throw new Error(
-      `exportDiTOnnx: ${flat.length} weights for a "${cfg.name}" model with ${paramCount(cfg)}`,
-    );
+  for (const w of [flat, ...(opts.guide ? [opts.guide] : [])]) {
+    if (w.length !== paramCount(cfg)) {
+      throw new Error(`exportDiTOnnx: ${w.length} weights for a "${cfg.name}" model with ${paramCount(cfg)}`);
+    }
   }
   if (!Number.isInteger(batch) || batch < 1)
     throw new Error(`exportDiTOnnx: batch must be >= 1, got ${batch}`);
@@ -246,26 +326,69 @@ export function exportDiTOnnx(cfg: ModelConfig, flat: Float32Array, batch = 1): 
   const T = tokensOf(cfg);
   const R = T * B;
   const P = patchInputDim(cfg);
-  const g = new GraphBuilder(`framecost-${cfg.name}-b${B}`);
+  const precision = opts.precision ?? "fp32";
+  const variant = `${opts.cache ?? "plain"}-${precision}${opts.guide ? "-pair" : ""}`;
+  const g = new GraphBuilder(`framecost-${cfg.name}-b${B}-${variant}`);
   const slots = new Map(paramSlots(cfg).map((s) => [s.name, s]));
-  // `shape` overrides the stored shape where forwardTokens reshapes a parameter before use (same data)
-  const param = (name: string, shape?: number[]) => {
-    const s = slots.get(name);
-    if (!s) throw new Error(`exportDiTOnnx: no parameter "${name}"`);
-    return g.weight(name, flat.subarray(s.offset, s.offset + s.size), shape ?? s.shape);
-  };
   const inputs = {
     tokens: g.input(ONNX_INPUTS.tokens, [R, P]),
     missing: g.input(ONNX_INPUTS.missing, [R, P]),
     tFeat: g.input(ONNX_INPUTS.tFeat, [B, cfg.freqDim]),
   };
-  g.output(buildDiTForward(g, cfg, B, param, inputs, ONNX_OUTPUT).prediction);
+  const [from, to] = cacheBlocks(cfg);
+  const networks = [
+    { weights: flat, scope: "" },
+    ...(opts.guide ? [{ weights: opts.guide, scope: GUIDE_SCOPE }] : []),
+  ];
+  for (const { weights, scope } of networks) {
+    g.scope = scope;
+    const slice = (name: string) => {
+      const s = slots.get(name);
+      if (!s) throw new Error(`exportDiTOnnx: no parameter "${name}"`);
+      return { s, data: weights.subarray(s.offset, s.offset + s.size) };
+    };
+    // `shape` overrides the stored shape where forwardTokens reshapes a parameter before use (same data)
+    const param = (name: string, shape?: number[]) => {
+      const { s, data } = slice(name);
+      return g.weight(name, data, shape ?? s.shape);
+    };
+    const int8MatMul = (x: string, w: string, name: string) => {
+      const { s, data } = slice(w);
+      const [rows, cols] = s.shape;
+      const { q, scale } = quantizeColumns(data, rows, cols);
+      const [xq, xScale, xZero] = g.dynamicQuantizeLinear(x, `${name}/Quantize`);
+      const yInt = g.matMulInteger(
+        xq,
+        g.typedWeight(`${w}.int8`, q, [rows, cols]),
+        xZero,
+        `${name}/MatMulInteger`,
+      );
+      const rescale = g.mul(xScale, g.weight(`${w}.scale`, scale, [cols]), `${name}/Scale`); // [cols]
+      return g.mul(g.cast(yInt, ONNX_DTYPE.FLOAT, `${name}/Cast`), rescale, `${name}/Dequantize`);
+    };
+    const cache: CacheVariant | undefined =
+      opts.cache === "full"
+        ? { from, to, mode: "full" }
+        : opts.cache === "cached"
+          ? { from, to, mode: "cached", delta: g.input(scope + ONNX_CACHE.in, [R, cfg.width]) }
+          : undefined;
+    const out = buildDiTForward(g, cfg, B, param, inputs, ONNX_OUTPUT, {
+      cache,
+      weightMatMul: precision === "int8" ? int8MatMul : undefined,
+    });
+    g.output(out.prediction);
+    if (out.cacheDelta) {
+      const named = g.node("Identity", [out.cacheDelta], [g.shapeOf(out.cacheDelta)], {}, ONNX_CACHE.out)[0];
+      g.output(named);
+    }
+  }
+  g.scope = "";
 
-  const key = createHash("sha256")
-    .update(JSON.stringify({ cfg, batch: B }))
-    .update(new Uint8Array(flat.buffer, flat.byteOffset, flat.byteLength))
-    .digest("hex");
-  const bytes = g.encode(`framecost video DiT "${cfg.name}", batch ${B}, weights sha256 ${key}`);
+  const hash = createHash("sha256").update(JSON.stringify({ cfg, batch: B, variant }));
+  for (const { weights } of networks)
+    hash.update(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength));
+  const key = hash.digest("hex");
+  const bytes = g.encode(`framecost video DiT "${cfg.name}", batch ${B}, ${variant}, weights sha256 ${key}`);
   return { cfg, batch: B, bytes, nodes: g.nodes, key };
 }
 
@@ -287,6 +410,25 @@ export interface OnnxDiTOptions {
   /** batch sizes to build and load now (default [1], what generation uses); others are built on first use */
   batches?: number[];
   load?: ModuleLoader;
+  /** fp32 (default) or int8 (dynamic quantization of the blocks' dense layers) */
+  precision?: Precision;
+  /** the guide's weights: calls with `pair` run model and guide in one session run */
+  guide?: Float32Array;
+}
+
+/** How one session run is made: plain, or a feature-cache full / cached call; alone or with the guide. */
+export interface OnnxCall {
+  cache?: "full" | "cached";
+  /** the guide too, on the same inputs, in the same run (needs OnnxDiTOptions.guide) */
+  pair?: boolean;
+  /** cached calls: the residuals the last full call returned, [model] or [model, guide] */
+  deltas?: Float32Array[];
+}
+
+/** A session run's outputs: predictions [B, H, W, C] ([model] or [model, guide]) and, for a full call, the residuals. */
+export interface OnnxCallResult {
+  predictions: Float32Array[];
+  deltas: Float32Array[];
 }
 
 interface Loaded {
@@ -294,20 +436,32 @@ interface Loaded {
   session: OnnxSession;
 }
 
+/** Orders the runs of every OnnxDiT, so a kernel counter serving several models can tell which ran last. */
+let runSequence = 0;
+
+const callKey = (batch: number, call: OnnxCall) =>
+  `${batch}|${call.cache ?? "plain"}|${call.pair ? "pair" : "one"}`;
+
 /** The video DiT on onnxruntime: same weights, same `predict` as `VideoDiT`, host arrays in and out. */
 export class OnnxDiT {
   readonly cfg: ModelConfig;
   readonly threads: number;
   readonly device: OnnxDevice;
+  readonly precision: Precision;
   private readonly flat: Float32Array;
+  private readonly guide?: Float32Array;
   private readonly load?: ModuleLoader;
-  private readonly loaded = new Map<number, Promise<Loaded>>();
-  private last: NetworkInputs | null = null;
+  private readonly loaded = new Map<string, Promise<Loaded>>();
+  private last: { inputs: NetworkInputs; call: OnnxCall } | null = null;
+  /** runSequence at this model's latest run (0: never ran) */
+  lastRun = 0;
 
   private constructor(cfg: ModelConfig, flat: Float32Array, opts: OnnxDiTOptions) {
     validateConfig(cfg);
     this.cfg = cfg;
     this.flat = flat;
+    this.guide = opts.guide;
+    this.precision = opts.precision ?? "fp32";
     this.threads = opts.threads ?? defaultOnnxThreads();
     this.device = opts.device ?? "cpu";
     this.load = opts.load;
@@ -320,16 +474,28 @@ export class OnnxDiT {
     return dit;
   }
 
-  /** The exported graph for `batch` frames per call (exported and loaded on first use). */
-  async graph(batch = 1): Promise<OnnxDiTGraph> {
-    return (await this.session(batch)).graph;
+  /** Whether calls can run the guide in the same session run. */
+  get hasGuide(): boolean {
+    return this.guide !== undefined;
   }
 
-  private session(batch: number): Promise<Loaded> {
-    let p = this.loaded.get(batch);
+  /** The exported graph for `batch` frames per call (exported and loaded on first use). */
+  async graph(batch = 1, call: OnnxCall = {}): Promise<OnnxDiTGraph> {
+    return (await this.session(batch, call)).graph;
+  }
+
+  private session(batch: number, call: OnnxCall = {}): Promise<Loaded> {
+    const key = callKey(batch, call);
+    let p = this.loaded.get(key);
     if (!p) {
+      if (call.pair && !this.guide)
+        throw new Error("OnnxDiT: a paired call needs the guide's weights (OnnxDiTOptions.guide)");
       p = (async () => {
-        const graph = exportDiTOnnx(this.cfg, this.flat, batch);
+        const graph = exportDiTOnnx(this.cfg, this.flat, batch, {
+          cache: call.cache,
+          precision: this.precision,
+          guide: call.pair ? this.guide : undefined,
+        });
         const session = await createOnnxSession(graph.bytes, {
           threads: this.threads,
           device: this.device,
@@ -337,22 +503,45 @@ export class OnnxDiT {
         });
         return { graph, session };
       })();
-      this.loaded.set(batch, p);
-      p.catch(() => this.loaded.delete(batch)); // a failed load is retried on the next call
+      this.loaded.set(key, p);
+      p.catch(() => this.loaded.delete(key)); // a failed load is retried on the next call
     }
     return p;
   }
 
-  private async feeds(inputs: NetworkInputs) {
-    return networkFeeds(await loadOrt(this.load), this.cfg, inputs);
+  private async feeds(inputs: NetworkInputs, call: OnnxCall = {}) {
+    const ort = await loadOrt(this.load);
+    const feeds: Record<string, unknown> = networkFeeds(ort, this.cfg, inputs);
+    if (call.cache === "cached") {
+      const rows = tokensOf(this.cfg) * inputs.batch;
+      const n = call.pair ? 2 : 1;
+      if (call.deltas?.length !== n) throw new Error(`OnnxDiT: a cached call needs ${n} cached residual(s)`);
+      call.deltas.forEach((d, i) => {
+        feeds[(i === 0 ? "" : GUIDE_SCOPE) + ONNX_CACHE.in] = new ort.Tensor("float32", d, [
+          rows,
+          this.cfg.width,
+        ]);
+      });
+    }
+    return feeds as ReturnType<typeof networkFeeds>;
   }
 
   /** The network on prepared inputs -> prediction [T*B, p*p*C] on the host. */
   async forwardPrepared(inputs: NetworkInputs): Promise<Float32Array> {
-    const { session } = await this.session(inputs.batch);
-    this.last = inputs;
-    const out = await session.run(await this.feeds(inputs));
-    return out[ONNX_OUTPUT].data as Float32Array;
+    return (await this.runPrepared(inputs, {})).predictions[0];
+  }
+
+  /** One session run on prepared inputs: predictions in the token layout [T*B, p*p*C]. */
+  async runPrepared(inputs: NetworkInputs, call: OnnxCall): Promise<OnnxCallResult> {
+    const { session } = await this.session(inputs.batch, call);
+    this.last = { inputs, call };
+    this.lastRun = ++runSequence;
+    const out = await session.run(await this.feeds(inputs, call));
+    const scopes = call.pair ? ["", GUIDE_SCOPE] : [""];
+    return {
+      predictions: scopes.map((s) => out[s + ONNX_OUTPUT].data as Float32Array),
+      deltas: call.cache === "full" ? scopes.map((s) => out[s + ONNX_CACHE.out].data as Float32Array) : [],
+    };
   }
 
   /**
@@ -367,14 +556,32 @@ export class OnnxDiT {
     contextMask: ArrayLike<number> | null,
     selfCond: Float32Array | null = null,
   ): Promise<Float32Array> {
+    return (await this.predictWith(x, t, context, contextMask, selfCond, {})).predictions[0];
+  }
+
+  /** `predict` as a feature-cache full or cached call, and/or with the guide in the same run. */
+  async predictWith(
+    x: Float32Array,
+    t: ArrayLike<number>,
+    context: Float32Array | null,
+    contextMask: ArrayLike<number> | null,
+    selfCond: Float32Array | null,
+    call: OnnxCall,
+  ): Promise<OnnxCallResult> {
     const batch = t.length;
     const inputs = prepareInputs(this.cfg, batch, x, context, contextMask, t, selfCond);
-    return unpatchify(this.cfg, batch, await this.forwardPrepared(inputs));
+    const r = await this.runPrepared(inputs, call);
+    return { predictions: r.predictions.map((y) => unpatchify(this.cfg, batch, y)), deltas: r.deltas };
   }
 
   /** Inputs of the latest call (what a kernel counter profiles again), or null before the first. */
   get lastInputs(): NetworkInputs | null {
-    return this.last;
+    return this.last?.inputs ?? null;
+  }
+
+  /** How the latest call was made (its graph variant), or null before the first. */
+  get lastCall(): OnnxCall | null {
+    return this.last?.call ?? null;
   }
 
   /**
@@ -382,8 +589,8 @@ export class OnnxDiT {
    * profiling session (the regular one stays unprofiled); the first
    * (warm-up) call of that session is left out.
    */
-  async profile(inputs: NetworkInputs, runs = 5): Promise<OrtNodeTiming[]> {
-    const { graph } = await this.session(inputs.batch);
+  async profile(inputs: NetworkInputs, runs = 5, call: OnnxCall = {}): Promise<OrtNodeTiming[]> {
+    const { graph } = await this.session(inputs.batch, call);
     const dir = newProfileDir();
     const session = await createOnnxSession(graph.bytes, {
       threads: this.threads,
@@ -392,7 +599,7 @@ export class OnnxDiT {
       load: this.load,
     });
     try {
-      const feeds = await this.feeds(inputs);
+      const feeds = await this.feeds(inputs, call);
       for (let i = 0; i < runs + 1; i++) await session.run(feeds);
       return endOnnxProfile(session, dir, 1);
     } finally {

@@ -32,6 +32,8 @@ export interface EvaluationOptions {
   guidance?: Partial<Guidance>;
   /** further generation options every run of the evaluation gets (a lever's flags, a shared calibration) */
   extra?: Partial<Omit<GenerationOptions, "modelDir" | "sampler" | "steps" | "frames" | "clips" | "seed">>;
+  /** the speed levers of generation.ts (feature caching, int8, batched calls); absent = off */
+  levers?: Pick<GenerationOptions, "cacheInterval" | "precision" | "batchCalls">;
 }
 
 export const DEFAULT_EVALUATION: Omit<EvaluationOptions, "modelDir"> = {
@@ -99,6 +101,7 @@ export async function evaluateModel(
       seed: o.seed,
       backend: o.backend,
       guidance: o.guidance,
+      ...o.levers,
       convention: "flops",
       ...o.extra,
     });

@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { frameRng } from "../diffusion/rng.ts";
+import { BatchRng, frameRng } from "../diffusion/rng.ts";
 import { sampleFrame } from "../diffusion/sample.ts";
 import { makeSampler, samplerNames } from "../diffusion/samplers/index.ts";
 import { makeSchedule } from "../diffusion/schedule.ts";
@@ -21,9 +21,9 @@ import { describeDevice, Meter } from "../meter/meter.ts";
 import { onnxKernelCounter } from "../meter/onnx-flops.ts";
 import type { RunRecord } from "../meter/record.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
-import { VideoDiT } from "../model/dit.ts";
+import { cacheBlocks, VideoDiT } from "../model/dit.ts";
 import { type GuidanceDefaults, type GuideFrames, loadWeights } from "../model/io.ts";
-import { OnnxDiT } from "../model/onnx-export.ts";
+import { OnnxDiT, type Precision } from "../model/onnx-export.ts";
 import { paramCount } from "../model/params.ts";
 import { UserError } from "../util/errors.ts";
 
@@ -56,6 +56,18 @@ export interface GenerationOptions {
    */
   guidance?: Partial<Guidance>;
   convention: FlopConvention;
+  /**
+   * feature caching (DeepCache-style): every K-th call of a frame runs the whole network, the calls between
+   * skip the middle blocks and reuse their residual; 1 (default) = off
+   */
+  cacheInterval?: number;
+  /** fp32 (default) or int8: the blocks' dense layers dynamically quantized (onnx backend only) */
+  precision?: Precision;
+  /**
+   * one call where two share a step: the clips of a run as one batch (clip c still from seed + c), and on
+   * onnx the model with its guide in one session run; default false (the CLI's default is on)
+   */
+  batchCalls?: boolean;
   /** reuse a calibration (sweeps calibrate once) */
   calibration?: { gemmGflops: number; backend: string };
   onProgress?: (p: { frame: number; frames: number; step: number; steps: number; nfe: number }) => void;
@@ -124,14 +136,24 @@ export function checkGuide(main: ModelConfig, guide: ModelConfig, guideDir: stri
   }
 }
 
+/** How one call runs: plain, or a feature-cache full / cached call (with the cached residuals); with the guide. */
+interface NetCall {
+  cache?: "full" | "cached";
+  pair?: boolean;
+  deltas?: Float32Array[];
+}
+
 interface Network {
-  predict(
+  predictWith(
     x: Float32Array,
     t: number[],
     ctx: Float32Array | null,
     mask: number[] | null,
     selfCond: Float32Array | null,
-  ): Promise<Float32Array>;
+    call: NetCall,
+  ): Promise<{ predictions: Float32Array[]; deltas: Float32Array[] }>;
+  /** runs the guide in the same call (`pair`) */
+  readonly hasGuide?: boolean;
   dispose(): void;
 }
 
@@ -144,8 +166,11 @@ interface Context {
 
 /** Validates what can be checked before loading anything; throws UserErrors with the fix. */
 export function checkGenerationOptions(
-  o: Pick<GenerationOptions, "sampler" | "steps" | "frames" | "preset">,
+  o: Pick<GenerationOptions, "sampler" | "steps" | "frames" | "preset" | "cacheInterval">,
 ): void {
+  const k = o.cacheInterval ?? 1;
+  if (!Number.isInteger(k) || k < 1)
+    throw new UserError(`--cache-interval must be an integer >= 1 (1 = no feature caching), got ${k}`);
   if (!samplerNames().includes(o.sampler as never)) {
     throw new UserError(`--sampler must be one of ${samplerNames().join(", ")}, got "${o.sampler}"`);
   }
@@ -208,6 +233,7 @@ export interface LoadedNetwork {
   /** the guide network and how it guides; null = unguided */
   guide: { net: Network; guidance: Guidance } | null;
   backend: { name: string; reason: string; calibration: { gemmGflops: number; backend: string } };
+  precision: Precision;
   /** a fresh meter for one run, counting kernels the way this backend can */
   meter(): Meter;
 }
@@ -221,20 +247,33 @@ export async function loadNetwork(o: GenerationOptions): Promise<LoadedNetwork> 
   const guideWeights = guidance ? loadWeights(guidance.guideDir) : null;
   if (guidance && guideWeights) checkGuide(config, guideWeights.config, guidance.guideDir);
   const backend = await chooseBackend(o);
+  const precision = o.precision ?? "fp32";
   if (backend.name === "onnx") {
-    const make = (w: Float32Array) =>
-      OnnxDiT.create(config, w, { threads: o.threads, device: o.device ?? "cpu" });
-    const onnx = await make(flat);
-    const guide = guidance && guideWeights ? { net: await make(guideWeights.flat), guidance } : null;
-    // FLOPs from the ONNX graph's nodes (optionally with ORT's own per-node times); no tfjs tensors are held.
-    // The guide runs the same graph, so the model's counter serves its calls too
+    const make = (w: Float32Array, pairWith?: Float32Array) =>
+      OnnxDiT.create(config, w, {
+        threads: o.threads,
+        device: o.device ?? "cpu",
+        precision,
+        guide: pairWith,
+      });
+    // with batched calls the model's graphs can hold the guide too: a guided step is one session run
+    const onnx = await make(flat, o.batchCalls ? guideWeights?.flat : undefined);
+    const guideNet = guidance && guideWeights ? await make(guideWeights.flat) : null;
+    const guide = guidance && guideNet ? { net: guideNet, guidance } : null;
+    // FLOPs from the ONNX graph each call ran (optionally with ORT's own per-node times); no tfjs tensors
+    const models = guideNet ? [onnx, guideNet] : [onnx];
     const meter = () =>
-      new Meter({ countKernels: onnxKernelCounter(onnx, { profile: o.ortProfile }), tensorBytes: () => 0 });
-    return { config, net: onnx, guide, backend, meter };
+      new Meter({ countKernels: onnxKernelCounter(models, { profile: o.ortProfile }), tensorBytes: () => 0 });
+    return { config, net: onnx, guide, backend, precision, meter };
+  }
+  if (precision !== "fp32") {
+    throw new UserError(
+      `--precision ${precision} runs on onnxruntime only, and this run is on ${backend.name}; pass --backend onnx, or --precision fp32`,
+    );
   }
   // FLOPs from the tfjs kernels that actually ran
   const guide = guidance && guideWeights ? { net: new VideoDiT(config, guideWeights.flat), guidance } : null;
-  return { config, net: new VideoDiT(config, flat), guide, backend, meter: () => new Meter() };
+  return { config, net: new VideoDiT(config, flat), guide, backend, precision, meter: () => new Meter() };
 }
 
 /**
@@ -262,18 +301,84 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
   checkSteps(o.steps, schedule.T);
   const K = cfg.contextFrames;
   const n = cfg.imageSize * cfg.imageSize * cfg.channels;
-  const call = (m: Network) =>
-    meter.wrap<Context>((x, t, ctx) => m.predict(x, [t], ctx.frames, ctx.mask, ctx.selfCond));
-  const metered = call(net);
-  const guide = l.guide ? { metered: call(l.guide.net), ...l.guide.guidance } : null;
+  const nClips = o.clips ?? 1;
+  // clips made together: one batch of every clip when calls are batched, else one clip at a time
+  const G = o.batchCalls ? nClips : 1;
+  const guide = l.guide ? { net: l.guide.net, ...l.guide.guidance } : null;
+  const pairGuide = guide !== null && o.batchCalls === true && net.hasGuide === true;
+  const interval = o.cacheInterval ?? 1;
+  const [fromBlock, toBlock] = cacheBlocks(cfg);
+
+  // one metered function per (network, call kind): each has its own FLOPs; cached ones count as cachedNfe
+  type CallCtx = Context & { call: NetCall };
+  type Which = "model" | "guide" | "pair";
+  let last: { predictions: Float32Array[]; deltas: Float32Array[] } = { predictions: [], deltas: [] };
+  let analyticFlops = 0;
+  const wrapped = new Map<string, (x: Float32Array, t: number, ctx: CallCtx) => Promise<Float32Array>>();
+  const run = async (which: Which, x: Float32Array, t: number, ctx: Context, call: NetCall) => {
+    const key = `${which}|${call.cache ?? "plain"}`;
+    let fn = wrapped.get(key);
+    if (!fn) {
+      const m = which === "guide" && guide ? guide.net : net;
+      fn = meter.wrap<CallCtx>(
+        async (xs, ts, c) => {
+          last = await m.predictWith(xs, new Array(G).fill(ts), c.frames, c.mask, c.selfCond, c.call);
+          return last.predictions[0];
+        },
+        { nfePerCall: G * (which === "pair" ? 2 : 1), cached: call.cache === "cached" },
+      );
+      wrapped.set(key, fn);
+    }
+    await fn(x, t, { ...ctx, call });
+    analyticFlops += (which === "pair" ? 2 : 1) * analyticFlopsPerCall(cfg, "flops", G, call.cache);
+    return last;
+  };
+  // feature cache of each network: the residual of its latest full call in this frame, and that call's index
+  let cacheM: { delta: Float32Array | null; at: number } = { delta: null, at: -1 };
+  let cacheG: { delta: Float32Array | null; at: number } = { delta: null, at: -1 };
+  let callIndex = 0;
+  // full on every interval-th call of the frame (or when the residual is not from this interval's full call)
+  const modeFor = (c: typeof cacheM, i: number): NetCall["cache"] =>
+    interval <= 1
+      ? undefined
+      : i % interval === 0 || c.delta === null || c.at !== i - (i % interval)
+        ? "full"
+        : "cached";
+  const withDeltas = (mode: NetCall["cache"], ds: (Float32Array | null)[]): NetCall =>
+    mode === "cached" ? { cache: mode, deltas: ds as Float32Array[] } : { cache: mode };
   // wasm resolves its results as already-settled promises, so without this the loop never yields to the
   // event loop and Ctrl-C (or a sweep's stop message) would not be seen until the whole clip is done
   const network = async (x: Float32Array, t: number, ctx: Context) => {
-    const y = await metered(x, t, ctx);
-    if (guide && t >= guide.fromT && (guide.frames === "all" || ctx.mask.every((m) => m === 0))) {
-      const g = await guide.metered(x, t, ctx);
-      for (let i = 0; i < y.length; i++) y[i] += guide.weight * (y[i] - g[i]);
+    const i = callIndex++;
+    const guided =
+      guide !== null && t >= guide.fromT && (guide.frames === "all" || ctx.mask.every((m) => m === 0));
+    let y: Float32Array;
+    let g: Float32Array | null = null;
+    if (guided && pairGuide) {
+      const mM = modeFor(cacheM, i);
+      const mode = mM === "full" || modeFor(cacheG, i) === "full" ? "full" : mM;
+      const r = await run("pair", x, t, ctx, {
+        ...withDeltas(mode, [cacheM.delta, cacheG.delta]),
+        pair: true,
+      });
+      [y, g] = r.predictions;
+      if (mode === "full") {
+        cacheM = { delta: r.deltas[0], at: i };
+        cacheG = { delta: r.deltas[1], at: i };
+      }
+    } else {
+      const mode = modeFor(cacheM, i);
+      const r = await run("model", x, t, ctx, withDeltas(mode, [cacheM.delta]));
+      y = r.predictions[0];
+      if (mode === "full") cacheM = { delta: r.deltas[0], at: i };
+      if (guided) {
+        const mg = modeFor(cacheG, i);
+        const rg = await run("guide", x, t, ctx, withDeltas(mg, [cacheG.delta]));
+        g = rg.predictions[0];
+        if (mg === "full") cacheG = { delta: rg.deltas[0], at: i };
+      }
     }
+    if (guide && g) for (let j = 0; j < y.length; j++) y[j] += guide.weight * (y[j] - g[j]);
     await new Promise((resolve) => setImmediate(resolve));
     return y;
   };
@@ -283,30 +388,42 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
   const guidedCalls = guide ? sampler.timesteps.filter((t) => t >= guide.fromT).length : 0;
   // a frame with history; with guidance on first frames only, the first frame of a clip adds guidedCalls
   const nfePerFrame = sampler.nfeFor(o.steps) + (guide?.frames === "all" ? guidedCalls : 0);
-  const nClips = o.clips ?? 1;
   let index = 0;
-  for (let c = 0; c < nClips && !stopped; c++) {
-    const frames: Float32Array[] = [];
-    clips.push(frames);
+  for (let c0 = 0; c0 < nClips && !stopped; c0 += G) {
+    const group = Array.from({ length: Math.min(G, nClips - c0) }, (_, j) => c0 + j);
+    for (const _ of group) clips.push([]);
+    const B = group.length;
     for (let i = 0; i < o.frames; i++) {
-      // the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
-      const ctx: Context = { frames: new Float32Array(K * n), mask: new Array(K).fill(0), selfCond: null };
-      for (let k = 0; k < K; k++) {
-        const src = frames[frames.length - K + k];
-        if (src) {
-          ctx.frames.set(src, k * n);
-          ctx.mask[k] = 1;
+      // per clip, the K most recent generated frames; slot K-1 is the newest, missing ones use the learned empty context
+      const ctx: Context = {
+        frames: new Float32Array(B * K * n),
+        mask: new Array(B * K).fill(0),
+        selfCond: null,
+      };
+      group.forEach((c, b) => {
+        const frames = clips[c];
+        for (let k = 0; k < K; k++) {
+          const src = frames[frames.length - K + k];
+          if (src) {
+            ctx.frames.set(src, (b * K + k) * n);
+            ctx.mask[b * K + k] = 1;
+          }
         }
-      }
-      meter.beginFrame(index++);
+      });
+      meter.beginFrame(index);
+      index += B;
+      callIndex = 0;
+      cacheM = { delta: null, at: -1 };
+      cacheG = { delta: null, at: -1 };
       const stepHook = meter.stepHook();
+      const rngs = group.map((c) => frameRng(o.seed + c, i));
       const res = await sampleFrame({
         model: network,
         context: ctx,
         sampler,
         steps: o.steps,
-        shape: n,
-        rng: frameRng(o.seed + c, i),
+        shape: B * n,
+        rng: B === 1 ? rngs[0] : new BatchRng(rngs),
         shouldStop: o.shouldStop,
         onStep: (info) => {
           // the next call sees this one's clean-frame estimate (self-conditioning)
@@ -314,7 +431,7 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
           if (cfg.selfCond) ctx.selfCond = info.predX0.map((v) => Math.max(-1, Math.min(1, v)));
           stepHook(info);
           o.onProgress?.({
-            frame: c * o.frames + i,
+            frame: group[0] * o.frames + i * B + (info.step === o.steps ? B - 1 : 0),
             frames: nClips * o.frames,
             step: info.step,
             steps: o.steps,
@@ -323,12 +440,14 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
         },
       });
       meter.addSamplerFlops(res.samplerFlops);
-      meter.endFrame();
+      meter.endFrames(B);
       if (res.stopped) {
         stopped = true;
         break;
       }
-      frames.push(res.sample.map((v) => Math.max(-1, Math.min(1, v))));
+      group.forEach((c, b) => {
+        clips[c].push(res.sample.subarray(b * n, (b + 1) * n).map((v) => Math.max(-1, Math.min(1, v))));
+      });
     }
   }
   const done = clips.reduce((a, f) => a + f.length, 0);
@@ -339,8 +458,13 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
     model: {
       name: cfg.name,
       params: paramCount(cfg),
-      flopsPerNfeAnalytic: analyticFlopsPerCall(cfg, "flops", 1),
+      // with feature caching, the formula over the calls as they were made (full and cached)
+      flopsPerNfeAnalytic:
+        interval > 1 && meter.summary().totals.nfe > 0
+          ? analyticFlops / meter.summary().totals.nfe
+          : analyticFlopsPerCall(cfg, "flops", 1),
       config: { ...cfg, modelDir: o.modelDir },
+      precision: l.precision,
     },
     sampler: {
       name: o.sampler,
@@ -358,7 +482,11 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
             guideCallsPerFrame: guidedCalls,
           }
         : null,
+      ...(interval > 1
+        ? { featureCache: { kind: "deepcache" as const, interval, fromBlock, toBlock, depth: cfg.depth } }
+        : {}),
     },
+    ...(G > 1 || pairGuide ? { batching: { clipsPerCall: G, guideInSameCall: pairGuide } } : {}),
     // the frames asked for: readers print `totals.frames of video.frames` (a run stopped before its first frame has 0 of N)
     video: { frames: nClips * o.frames, fps: o.fps, width: cfg.imageSize, height: cfg.imageSize },
     seed: o.seed,

@@ -137,6 +137,9 @@ const GENERATION_OPTIONS: Record<keyof GenerationOptions, true> = {
   calibration: true,
   onProgress: true,
   shouldStop: true,
+  cacheInterval: true,
+  precision: true,
+  batchCalls: true,
 };
 
 /** The teacher at these step counts per sampler: the frontier the levers are read against. */
