@@ -233,7 +233,7 @@ describe("measureLevers (a tiny real run)", () => {
         guidance: "off",
       },
       { name: "ghost", label: "a student", pathLever: "step-distillation", model: "no-such-model", steps: 1 },
-      { name: "flag", label: "a flag", pathLever: "feature-caching", steps: 3, extra: { cacheInterval: 2 } },
+      { name: "flag", label: "a flag", pathLever: "feature-caching", steps: 3, extra: { noSuchOption: 2 } },
       { name: "late", label: "after a missing one", pathLever: null, baseline: "ghost", steps: 1 },
     ];
     const r: LeversRecord = await measureLevers({
@@ -273,7 +273,7 @@ describe("measureLevers (a tiny real run)", () => {
     });
     expect(by.get("flag")).toMatchObject({
       status: "not available",
-      reason: "generation has no option cacheInterval on this build",
+      reason: "generation has no option noSuchOption on this build",
     });
     expect(by.get("late")).toMatchObject({
       status: "not available",
