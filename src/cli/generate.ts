@@ -14,14 +14,16 @@ import { ensureWritableDir, lockDir, writeFileAtomic } from "../media/files.ts";
 import { conventionUnit, toConvention } from "../meter/flops.ts";
 import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
 import { presetNames } from "../model/config.ts";
+import { readSamplingDefaults } from "../model/io.ts";
 import { describeGuidance } from "../report/tables.ts";
 import { checkGenerationOptions, runGeneration } from "../run/generation.ts";
 import { catchStopSignals, type StopSignals } from "../util/signals.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const Options = z.object({
-  steps: intOpt({ min: 1, max: 1000 }),
-  sampler: stringOpt(),
+  // default: the model folder's (model.json "sampling", a distilled student's own), else ddpm 20
+  steps: intOpt({ min: 1, max: 1000 }).optional(),
+  sampler: stringOpt().optional(),
   frames: intOpt({ min: 1, max: 10_000 }),
   fps: intOpt({ min: 1, max: 240 }),
   seed: intOpt({ min: 0 }),
@@ -133,7 +135,16 @@ function progressReporter(json: boolean) {
   };
 }
 
-export async function generateCommand(o: Opts): Promise<number> {
+/** Used where neither the command line nor the model folder names a sampler or steps. */
+export const GENERATE_DEFAULTS = { sampler: "ddpm", steps: 20 };
+
+export async function generateCommand(opts: Opts): Promise<number> {
+  const folder = readSamplingDefaults(opts.model);
+  const o: Resolved = {
+    ...opts,
+    sampler: opts.sampler ?? folder?.sampler ?? GENERATE_DEFAULTS.sampler,
+    steps: opts.steps ?? folder?.steps ?? GENERATE_DEFAULTS.steps,
+  };
   checkGenerationOptions({
     sampler: o.sampler,
     steps: o.steps,
@@ -157,7 +168,9 @@ export async function generateCommand(o: Opts): Promise<number> {
   }
 }
 
-async function generateInto(o: Opts, stop: StopSignals, abort: AbortSignal): Promise<number> {
+type Resolved = Opts & { sampler: string; steps: number };
+
+async function generateInto(o: Resolved, stop: StopSignals, abort: AbortSignal): Promise<number> {
   // The cost stage, sharp and fluent-ffmpeg load after the frames are made (dynamic imports below): kept out
   // of the generation phase they would add ~45 MB to its peak resident memory, which the record reports.
   const catalog = o.catalog ? (await import("../cost/index.ts")).loadCatalog(o.catalog) : undefined;
@@ -274,11 +287,13 @@ export function register(program: Command): void {
     .description(
       "generate a clip with the shipped model, metered; write frames, contact sheet, MP4, GIF, run.json",
     )
-    .option("--steps <n>", "sampler steps per frame", "20")
+    .option(
+      "--steps <n>",
+      `sampler steps per frame (default: the model folder's, e.g. a distilled student's; else ${GENERATE_DEFAULTS.steps})`,
+    )
     .option(
       "--sampler <name>",
-      `sampler (${samplerNames().join(", ")}); ddpm, the stochastic one, gives this model its cleanest shapes`,
-      "ddpm",
+      `sampler (${samplerNames().join(", ")}); ddpm, the stochastic one, gives the shipped model its cleanest shapes (default: the model folder's; else ${GENERATE_DEFAULTS.sampler})`,
     )
     .option("--frames <n>", "frames to generate, each conditioned on the ones before", "16")
     .option("--fps <n>", "frames per second of the video (a video minute = fps x 60 frames)", "24")

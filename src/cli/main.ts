@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import { exitCodeOf } from "../util/errors.ts";
 import { register as registerCompare } from "./compare.ts";
 import { register as registerCost } from "./cost.ts";
+import { register as registerDistill } from "./distill.ts";
 import { register as registerDoctor } from "./doctor.ts";
 import { register as registerGenerate } from "./generate.ts";
 import { register as registerGpus } from "./gpus.ts";
@@ -31,6 +32,7 @@ const registrations: Array<(p: Command) => void> = [
   registerMerge,
   registerDoctor,
   registerTrain,
+  registerDistill,
   registerGuide,
   registerReport,
   registerGpus,

@@ -48,6 +48,8 @@ export interface TrainBatch {
   rowWeight: Float32Array;
   /** [B] alpha-bar of each sample's timestep */
   abar: Float64Array;
+  /** [B] each sample's timestep */
+  t: Float64Array;
   /** [B] 1 where a self-conditioned model gets its own estimate of the sample (applySelfCond) */
   selfCond: Uint8Array;
 }
@@ -62,6 +64,8 @@ export function makeTrainBatch(
   seed: number,
   seedLimit: number,
   opts: BatchOptions = DEFAULT_BATCH_OPTIONS,
+  /** draws a sample's timestep (distillation: the student's grid); default uniform over [0, T-1] */
+  pickT?: (rng: Rng) => number,
 ): TrainBatch {
   const rng = new Rng(seed);
   const K = cfg.contextFrames;
@@ -88,7 +92,7 @@ export function makeTrainBatch(
       const off = (b * K + k) * n;
       for (let i = 0; i < n; i++) ctx[off + i] = src[i] + sigma * rng.normal();
     }
-    const t = rng.int(0, schedule.T - 1);
+    const t = pickT ? pickT(rng) : rng.int(0, schedule.T - 1);
     ts[b] = t;
     const abar = schedule.alphasCumprod[t];
     const sa = Math.sqrt(abar);
@@ -110,7 +114,7 @@ export function makeTrainBatch(
   const rowWeight = new Float32Array(tokens * batch);
   for (let r = 0; r < rowWeight.length; r++) rowWeight[r] = weight[r % batch];
   const abars = Float64Array.from(ts, (t) => schedule.alphasCumprod[t]);
-  return { inputs, target, rowWeight, abar: abars, selfCond };
+  return { inputs, target, rowWeight, abar: abars, t: ts, selfCond };
 }
 
 /**

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { ModelConfig } from "../model/config.ts";
 import type { NetworkInputs } from "../model/dit.ts";
+import { type DistillSpec, distillSteps, guidedTeacher, pickStudentT, setDistillTarget } from "./distill.ts";
 import { makeSchedule } from "./schedule.ts";
 import { applySelfCond, type BatchOptions, makeTrainBatch, type TrainBatch } from "./train-batch.ts";
 
@@ -18,6 +19,8 @@ interface Init {
   grads: SharedArrayBuffer;
   batchOptions: BatchOptions;
   seedLimit: number;
+  /** progressive distillation: targets come from the teacher (distill.ts) instead of the clip's noise */
+  distill?: DistillSpec;
 }
 
 export interface StepRequest {
@@ -35,6 +38,8 @@ interface Engine {
   step(batch: TrainBatch): Promise<number>;
   /** the network's prediction [T*B, p*p*C] at the current weights, no gradient (self-conditioning) */
   predict(inputs: NetworkInputs): Promise<Float32Array>;
+  /** the same network at other weights (a distillation teacher or its guide), no gradient */
+  predictWith(flat: Float32Array, inputs: NetworkInputs): Promise<Float32Array>;
 }
 
 async function makeEngine(): Promise<Engine> {
@@ -45,6 +50,7 @@ async function makeEngine(): Promise<Engine> {
     return {
       step: async (batch) => (await onnx.run(params, batch, grads)).loss,
       predict: (inputs) => onnx.predict(params, inputs),
+      predictWith: (flat, inputs) => onnx.predict(flat, inputs),
     };
   }
   const { tf } = await import("../engine/tf-grad.ts");
@@ -54,7 +60,23 @@ async function makeEngine(): Promise<Engine> {
   await initBackend(init.backend);
   tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", false);
   const pos = positionTensor(init.cfg);
+  // fixed weights (teacher, guide) keep their network; the student's change every step
+  const fixed = new Map<Float32Array, InstanceType<typeof VideoDiT>>();
+  const run = async (net: InstanceType<typeof VideoDiT>, inputs: NetworkInputs) => {
+    const y = net.forwardPrepared(inputs);
+    const data = (await y.data()) as Float32Array;
+    y.dispose();
+    return data;
+  };
   return {
+    predictWith: (flat, inputs) => {
+      let net = fixed.get(flat);
+      if (!net) {
+        net = new VideoDiT(init.cfg, flat);
+        fixed.set(flat, net);
+      }
+      return run(net, inputs);
+    },
     step: async (batch) => lossAndGrads(init.cfg, params, batch, pos, grads).loss,
     predict: async (inputs) => {
       // the network at this step's weights (a copy: the optimizer writes the shared buffer between steps)
@@ -72,9 +94,33 @@ async function makeEngine(): Promise<Engine> {
 }
 
 const engine = await makeEngine();
+const distill = init.distill
+  ? (() => {
+      const d = init.distill;
+      const steps = distillSteps(schedule.T, d.studentSteps);
+      const teacher = guidedTeacher(
+        init.cfg,
+        engine.predictWith,
+        new Float32Array(d.teacher),
+        d.guide ? new Float32Array(d.guide) : null,
+        d.guidance,
+      );
+      return { steps, teacher, pickT: pickStudentT(steps) };
+    })()
+  : null;
 parentPort!.on("message", async (req: StepRequest) => {
-  const batch = makeTrainBatch(init.cfg, schedule, req.batch, req.seed, init.seedLimit, init.batchOptions);
+  const batch = makeTrainBatch(
+    init.cfg,
+    schedule,
+    req.batch,
+    req.seed,
+    init.seedLimit,
+    init.batchOptions,
+    distill?.pickT,
+  );
   try {
+    if (distill)
+      await setDistillTarget(init.cfg, schedule.alphasCumprod, batch, distill.steps, distill.teacher);
     // self-conditioning: a first pass without the estimate gives the estimate some samples see in the second
     if (init.cfg.selfCond && batch.selfCond.some((x) => x === 1))
       applySelfCond(init.cfg, batch, await engine.predict(batch.inputs));

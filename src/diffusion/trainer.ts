@@ -18,6 +18,7 @@ import { initParams, paramCount } from "../model/params.ts";
 import { RuntimeFailure, UserError } from "../util/errors.ts";
 import { mixSeed } from "../util/rng.ts";
 import { startTsWorker } from "../util/workers.ts";
+import type { DistillSpec } from "./distill.ts";
 import { type BatchOptions, DEFAULT_BATCH_OPTIONS } from "./train-batch.ts";
 
 export interface TrainOptions {
@@ -48,6 +49,12 @@ export interface TrainOptions {
   batchOptions: BatchOptions;
   /** the command line that started it, recorded in the weights' metadata */
   command?: string;
+  /** starting weights (distillation: the teacher's) instead of a fresh init */
+  init?: Float32Array;
+  /** progressive distillation: the workers' targets come from this teacher (distill.ts) */
+  distill?: DistillSpec;
+  /** more to record in the weights' training metadata */
+  metadata?: Record<string, unknown>;
   /** called once the workers are up, with the engine "auto" resolved to */
   onStart?: (info: { backend: string; workers: number; step: number }) => void;
   onProgress?: (p: TrainProgress) => void;
@@ -91,6 +98,8 @@ interface CheckpointState {
   snapshotsDone: number[];
   config: ModelConfig;
   seed: number;
+  /** a distillation round's student steps (absent for pretraining) */
+  distillSteps?: number;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainOptions, "config" | "outDir" | "checkpointDir"> = {
@@ -130,6 +139,7 @@ function startWorker(
     grads,
     batchOptions: opts.batchOptions,
     seedLimit: HELD_OUT_SEED_BASE,
+    distill: opts.distill,
   });
   return new Promise((resolve, reject) => {
     w.once("message", () => resolve(w));
@@ -196,6 +206,7 @@ export async function train(
     snapshotsDone: [],
     config: cfg,
     seed: opts.seed,
+    distillSteps: opts.distill?.studentSteps,
   };
 
   mkdirSync(opts.checkpointDir, { recursive: true });
@@ -206,6 +217,12 @@ export async function train(
     if (JSON.stringify(saved.config) !== JSON.stringify(cfg)) {
       throw new UserError(
         `checkpoint in ${opts.checkpointDir} is for another model config ("${saved.config.name}"); use another --checkpoint-dir or remove it`,
+      );
+    }
+    if (saved.distillSteps !== opts.distill?.studentSteps) {
+      const what = (n?: number) => (n === undefined ? "pretraining" : `a ${n}-step distillation round`);
+      throw new UserError(
+        `checkpoint in ${opts.checkpointDir} is for ${what(saved.distillSteps)}, not ${what(opts.distill?.studentSteps)}; use another --checkpoint-dir or remove it`,
       );
     }
     const buf = readFileSync(ckptBin);
@@ -220,7 +237,9 @@ export async function train(
     ema.set(all.subarray(3 * n, 4 * n));
     state = saved;
   } else {
-    params.set(initParams(cfg, opts.seed));
+    if (opts.init && opts.init.length !== n)
+      throw new Error(`train: ${opts.init.length} starting weights for ${n} parameters`);
+    params.set(opts.init ?? initParams(cfg, opts.seed));
     ema.set(params);
   }
 
@@ -366,6 +385,7 @@ export async function train(
     cpu: cpus()[0]?.model,
     cores: cpus().length,
     finishedAt: new Date().toISOString(),
+    ...opts.metadata,
   });
   writeAtomic(
     join(opts.outDir, "training-log.json"),

@@ -28,6 +28,14 @@ export interface WeightsManifest {
   training?: Record<string, unknown>;
   /** the guidance generation uses by default with these weights (run/generation.ts; written by `framecost guide`) */
   guidance?: GuidanceDefaults;
+  /** the sampler and steps generation uses by default (a distilled student: ddim at its own steps) */
+  sampling?: SamplingDefaults;
+}
+
+/** A model folder's default sampler and step count (`generate` takes them when not given). */
+export interface SamplingDefaults {
+  sampler: string;
+  steps: number;
 }
 
 export type WeightsDtype = "float32" | "bfloat16";
@@ -48,6 +56,8 @@ export type GuideFrames = "first" | "all";
 export interface SaveOptions {
   /** default float32; bfloat16 halves the file (for a guide, whose small errors only scale the guidance) */
   dtype?: WeightsDtype;
+  /** the default sampler and steps to record in model.json */
+  sampling?: SamplingDefaults;
 }
 
 /** float32 -> bfloat16 bits, round to nearest even (NaN stays NaN). */
@@ -105,6 +115,7 @@ export function saveWeights(
     sha256: createHash("sha256").update(bytes).digest("hex"),
     params: paramSlots(config).map((s) => ({ name: s.name, shape: s.shape, offset: s.offset })),
     training,
+    ...(opts.sampling ? { sampling: opts.sampling } : {}),
   };
   writeAtomic(join(dir, "weights.bin"), bytes);
   writeAtomic(join(dir, "model.json"), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -116,6 +127,20 @@ export function setGuidanceDefaults(dir: string, guidance: GuidanceDefaults): vo
   const path = join(dir, "model.json");
   const manifest: WeightsManifest = JSON.parse(readFileSync(path, "utf8"));
   writeAtomic(path, `${JSON.stringify({ ...manifest, guidance }, null, 2)}\n`);
+}
+
+/**
+ * The folder's default sampler and steps from its model.json, or undefined where it names none (or
+ * cannot be read: loadWeights then says why).
+ */
+export function readSamplingDefaults(dir: string): SamplingDefaults | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as Partial<WeightsManifest>;
+    const s = m.sampling;
+    return s && typeof s.sampler === "string" && Number.isInteger(s.steps) ? s : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
