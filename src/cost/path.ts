@@ -767,8 +767,7 @@ export function buildPath(p: PathOptions): PathResult {
       cheaperLabBand: {
         fromUsdPerVideoMinute: startUsd * ESSAY.cheaperLabBand.from,
         toUsdPerVideoMinute: startUsd * ESSAY.cheaperLabBand.to,
-        source:
-          "the essay: Chinese labs at 1/6 to 1/10 of Sora's inference cost for the same output, applied to this start",
+        source: `${ESSAY.citation}: Chinese labs at 1/6 to 1/10 of Sora's inference cost for the same output, applied to this start`,
       },
       outside,
       source: ESSAY.source,

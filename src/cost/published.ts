@@ -250,25 +250,32 @@ export const SAMPLER_FALLBACK = {
   fromNfe: 50,
   toNfe: 20,
   source:
-    "Lu et al. 2022, DPM-Solver (arXiv 2206.00927): FID 2.87 at 20 NFEs vs DDIM 4.67 at 50 on CIFAR-10 (/work/shared/reference/gpus.md); an image benchmark, not measured by framecost",
+    "Lu et al. 2022, DPM-Solver (arXiv 2206.00927): FID 2.87 at 20 NFEs vs DDIM 4.67 at 50 on CIFAR-10; an image benchmark, not measured by framecost",
   asOf: "2022-06",
 };
 
-/** The essay's figures ("Cost curve does have a floor"), via /work/shared/reference/gpus.md. */
+/**
+ * The essay's figures: megaton.ai, "Sora's demise: the brutal economics of video diffusion" (its
+ * section "Cost curve does have a floor"), and the estimates it rests on, each cited where it was published.
+ */
+const ESSAY_CITATION =
+  'megaton.ai, "Sora\'s demise: the brutal economics of video diffusion", section "Cost curve does have a floor" (https://megaton.ai/news/sora-s-demise-the-brutal-economics-of-video-diffusion, 2026)';
+
 export const ESSAY = {
   soraUsdPerDay: 15e6,
   targetUsdPerMinute: 0.01,
   cheaperLabBand: { from: 1 / 6, to: 1 / 10 },
-  source: 'the essay "Cost curve does have a floor", figures as listed in /work/shared/reference/gpus.md',
+  citation: ESSAY_CITATION,
+  source: `${ESSAY_CITATION}: Sora's ~$15M a day, $0.01 per video minute as the floor, Chinese labs at 1/6 to 1/10 of Sora's cost`,
   outside: [
     {
-      what: "Factorial Funds (2024): ~12 H100-minutes of compute per minute of Sora video",
+      what: 'Factorial Funds (Matthias Plappert), "Under The Hood: How OpenAI\'s Sora Model Works" (https://www.factorialfunds.com/blog/under-the-hood-how-openai-s-sora-model-works, 2024-03): at most ~5 video minutes per H100-hour, i.e. ~12 H100-minutes of compute per minute of Sora video',
       h100MinutesPerMinute: 12,
     },
   ],
   cantorUsdPer10sClip: 1.3,
   cantorSource:
-    "Cantor estimate of Sora's serving cost: ~$1.30 per 10-second clip (/work/shared/reference/gpus.md)",
+    "Cantor Fitzgerald analyst Deepak Mathivanan's estimate of Sora's serving cost, ~$1.30 per 10-second clip, as reported by Forbes (forbes.com, 2025-11)",
 };
 
 /** Which catalog GPUs have FP8 tensor cores (Hopper, Ada Lovelace); unknown GPUs count as without. */
@@ -282,7 +289,7 @@ export const FP8_TENSOR_CORES: Record<string, boolean> = {
   "a100-sxm": false,
 };
 export const FP8_TENSOR_CORES_SOURCE =
-  "NVIDIA Hopper and Ada Lovelace architecture whitepapers (FP8 tensor cores); Ampere (A100) has none";
+  "NVIDIA H100 Tensor Core GPU Architecture whitepaper (2022) and NVIDIA Ada GPU Architecture whitepaper (2022): FP8 tensor cores; the A100 (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020) has none";
 
 /** Wan2.1's native frame rate, the lower-frame-rate lever's default target. */
 export const NATIVE_LOW_FPS: PublishedFigure = {

@@ -174,7 +174,12 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
       value: "matrix products only (linear layers, attention's two products, convolutions); 1 MAC = 2 FLOPs",
       source: "fvcore / DiT paper counting; PyTorch FlopCounterMode's 2-FLOP MAC",
     },
-    { name: "model shape", value: o.shape.label, source: o.shape.source },
+    {
+      name: "model shape",
+      value: o.shape.label,
+      // a preset's date (a user's config file has none: "given")
+      source: /^\d{4}/.test(o.shape.asOf) ? `${o.shape.source}, ${o.shape.asOf}` : o.shape.source,
+    },
     {
       name: "peak",
       value: `${o.gpu.bf16DenseTflops.value} TFLOP/s dense BF16`,
@@ -202,7 +207,7 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
     assumptions.push({
       name: "frames",
       value: `${o.clip.frames} is not ${o.shape.vaeStride[0]}n+1: latent frames rounded up to ${grid.latentFrames}`,
-      source: "causal video VAE: latent frames = 1 + (frames - 1) / 4 (/work/shared/reference/gpus.md)",
+      source: `causal video VAEs keep the first frame and compress the rest ${o.shape.vaeStride[0]}x in time: latent frames = 1 + (frames - 1) / ${o.shape.vaeStride[0]} (Wan technical report, arXiv 2503.20314, 2025; HunyuanVideo, arXiv 2412.03603, 2024; CogVideoX, arXiv 2408.06072, 2024)`,
     });
   }
   if (n > 1) {

@@ -234,7 +234,7 @@ export const VIDEO_PRESETS: Record<string, DitShape> = {
     // the released checkpoint is guidance-distilled: --cfg-scale 1.0, --embedded-cfg-scale 6.0
     defaults: { width: 1280, height: 720, frames: 129, steps: 50, cfg: false, fps: 24 },
     source:
-      "HunyuanVideo README and hyvideo/config.py (github.com/Tencent/HunyuanVideo: 720x1280x129, 50 steps, model HYVideo-T/2-cfgdistill, cfg-scale 1.0, text-len 256); shapes from /work/shared/reference/gpus.md",
+      "HunyuanVideo README and hyvideo/config.py (github.com/Tencent/HunyuanVideo: 720x1280x129, 50 steps, model HYVideo-T/2-cfgdistill, cfg-scale 1.0, text-len 256); shapes from the HunyuanVideo paper (arXiv 2412.03603: 20 dual-stream + 40 single-stream blocks, width 3072, 24 heads)",
     asOf: "2024-12",
   },
   "cogvideox-5b": {
@@ -259,7 +259,7 @@ export const VIDEO_PRESETS: Record<string, DitShape> = {
     params: 5e9,
     defaults: { width: 720, height: 480, frames: 49, steps: 50, cfg: true, fps: 8 },
     source:
-      "CogVideoX README (github.com/THUDM/CogVideo: 720x480, 49 frames at 8 fps, 226 text tokens, 50 steps); shapes from /work/shared/reference/gpus.md",
+      "CogVideoX README (github.com/THUDM/CogVideo: 720x480, 49 frames at 8 fps, 226 text tokens, 50 steps); shapes from the CogVideoX paper (arXiv 2408.06072: 42 blocks, width 3072, 48 heads for 5B)",
     asOf: "2024-08",
   },
 };
