@@ -13,6 +13,7 @@ import {
   guidedTeacher,
   roundSteps,
   setDistillTarget,
+  setGuidedTarget,
 } from "../src/diffusion/distill.ts";
 import { DdimSampler } from "../src/diffusion/samplers/ddim.ts";
 import { makeSchedule } from "../src/diffusion/schedule.ts";
@@ -238,6 +239,76 @@ describe("distill rounds", () => {
     const teacher = loadWeights(teacherDir).flat;
     expect(student.flat.some((v, i) => Math.abs(v - teacher[i]) > 1e-3)).toBe(true);
     expect(JSON.parse(readFileSync(join(ckpt, "distill.json"), "utf8")).rounds.length).toBe(2);
+  }, 120_000);
+
+  it("--guidance-only: one round at every timestep whose target is the guided teacher's prediction itself", async () => {
+    // the target a worker sets: D + w (D - G) on the samples at t >= fromT, D elsewhere
+    const batch = {
+      inputs: { batch: 2 },
+      t: Float64Array.from([900, 100]),
+      target: new Float32Array(2 * patchOutputDim(cfg) * tokensOf(cfg)),
+    } as unknown as TrainBatch;
+    const d = Float32Array.from(batch.target, (_, i) => Math.sin(i));
+    const g = Float32Array.from(batch.target, (_, i) => Math.cos(i));
+    const teacher = guidedTeacher(
+      cfg,
+      async (flat) => (flat[0] === 1 ? d.slice() : g.slice()),
+      Float32Array.of(1),
+      Float32Array.of(0),
+      { weight: 2, fromT: 800 },
+    );
+    await setGuidedTarget(batch, teacher);
+    const Q = patchOutputDim(cfg);
+    for (let i = 0; i < batch.target.length; i++) {
+      const guided = Math.floor(i / Q) % 2 === 0;
+      expect(batch.target[i]).toBeCloseTo(guided ? d[i] + 2 * (d[i] - g[i]) : d[i], 6);
+    }
+    // a real micro run: one round, a student sampling like the teacher with no guide
+    const out = join(root, "micro-guided");
+    const r = await distill({
+      teacherDir,
+      teacherSteps: 4,
+      steps: 1,
+      guidanceOnly: { sampling: { sampler: "ddpm", steps: 20 } },
+      out,
+      checkpointDir: join(root, "ckpt-guided"),
+      roundSteps: 3,
+      batch: 4,
+      workers: 2,
+      lr: 1e-3,
+      warmupSteps: 2,
+      emaDecay: 0.9,
+      seed: 0,
+      backend: "onnx",
+      batchOptions: { ...DEFAULT_BATCH_OPTIONS, snrFloor: 1 },
+      dtype: "bfloat16",
+    });
+    expect(r.rounds.map((x) => [x.teacherSteps, x.steps, x.trainSteps, x.guidance, x.outDir])).toEqual([
+      [0, 0, 3, { weight: 2, fromT: 800 }, out],
+    ]);
+    const student = loadWeights(out, cfg);
+    expect(student.manifest.sampling).toEqual({ sampler: "ddpm", steps: 20 });
+    expect(student.manifest.guidance).toBeUndefined();
+    expect(student.manifest.training).toHaveProperty(
+      "distillation.method",
+      expect.stringMatching(/^guidance distillation \(Meng et al. 2023, stage one\)/),
+    );
+    // an unguided teacher has no guidance to distil
+    await expect(
+      distill({
+        ...{ teacherDir: join(root, "weaker"), teacherSteps: 4, steps: 1, out, roundSteps: 1, batch: 4 },
+        ...{
+          checkpointDir: join(root, "ckpt-x"),
+          workers: 1,
+          lr: 1e-3,
+          warmupSteps: 1,
+          emaDecay: 0.9,
+          seed: 0,
+        },
+        ...{ backend: "onnx", batchOptions: DEFAULT_BATCH_OPTIONS, dtype: "bfloat16" },
+        guidanceOnly: { sampling: { sampler: "ddpm", steps: 20 } },
+      }),
+    ).rejects.toThrow(/--guidance-only distils a guided teacher, and .*weaker is unguided here/);
   }, 120_000);
 
   it("generate --model on a student folder samples with its own sampler and steps, unguided", () => {

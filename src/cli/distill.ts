@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_TRAIN } from "../diffusion/trainer.ts";
 import { distill } from "../run/distill.ts";
+import { GENERATE_DEFAULTS } from "./generate.ts";
 import { choiceOpt, intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const schema = z.object({
@@ -10,8 +11,9 @@ const schema = z.object({
   teacherSteps: intOpt({ min: 2, max: 1000 }),
   steps: intOpt({ min: 1, max: 500 }),
   guidance: numberOpt({ min: 0 }).optional(),
-  out: stringOpt(),
-  checkpointDir: pathOpt(),
+  guidanceOnly: z.boolean().optional(),
+  out: stringOpt().optional(),
+  checkpointDir: pathOpt().optional(),
   minutes: numberOpt({ gt: 0 }).optional(),
   roundMinutes: numberOpt({ gt: 0 }).optional(),
   roundSteps: intOpt({ min: 1 }).optional(),
@@ -26,6 +28,12 @@ const schema = z.object({
 
 /** Distillation defaults: a few thousand steps per round from a trained model, so a lower lr and a shorter EMA. */
 export const DISTILL_DEFAULTS = { lr: 2e-4, emaDecay: 0.995, warmupSteps: 100, teacherSteps: 16, steps: 4 };
+
+/** --out and --checkpoint-dir when not given: progressive rounds, or guidance distillation alone. */
+const FOLDERS = {
+  progressive: { out: "models/tiny-{steps}step", checkpointDir: "checkpoints/distill" },
+  guidanceOnly: { out: "models/tiny-guidance-distilled", checkpointDir: "checkpoints/distill-guidance" },
+};
 
 function fmtMin(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -54,14 +62,16 @@ export function register(program: Command): void {
       "the guided teacher's weight in the first round (default: the teacher folder's; 0 distils the unguided teacher)",
     )
     .option(
+      "--guidance-only",
+      `distil the guidance alone (Meng et al. 2023, stage one): the student learns the guided prediction at every timestep and samples like the teacher (${GENERATE_DEFAULTS.sampler} ${GENERATE_DEFAULTS.steps}) at one call per step; --teacher-steps and --steps do not apply`,
+    )
+    .option(
       "--out <dir>",
-      "the last student's folder; with {steps} in it, every round's (e.g. models/tiny-{steps}step)",
-      "models/tiny-{steps}step",
+      `the last student's folder; with {steps} in it, every round's (default ${FOLDERS.progressive.out}; with --guidance-only ${FOLDERS.guidanceOnly.out})`,
     )
     .option(
       "--checkpoint-dir <dir>",
-      "checkpoints and finished rounds (rerun the same command to resume)",
-      "checkpoints/distill",
+      `checkpoints and finished rounds; rerun the same command to resume (default ${FOLDERS.progressive.checkpointDir}; with --guidance-only ${FOLDERS.guidanceOnly.checkpointDir})`,
     )
     .option("--minutes <m>", "wall-clock budget of all rounds, split evenly between them")
     .option("--round-minutes <m>", "wall-clock budget of each round")
@@ -80,7 +90,8 @@ export function register(program: Command): void {
     .action(async (raw) => {
       const o = parseOptions(schema, raw);
       const { roundSteps } = await import("../diffusion/distill.ts");
-      const rounds = roundSteps(o.teacherSteps, o.steps).length;
+      const folders = o.guidanceOnly ? FOLDERS.guidanceOnly : FOLDERS.progressive;
+      const rounds = o.guidanceOnly ? 1 : roundSteps(o.teacherSteps, o.steps).length;
       const tty = process.stderr.isTTY;
       let lastPrint = 0;
       let stop = false;
@@ -93,8 +104,9 @@ export function register(program: Command): void {
         teacherSteps: o.teacherSteps,
         steps: o.steps,
         guidance: o.guidance,
-        out: o.out,
-        checkpointDir: o.checkpointDir,
+        guidanceOnly: o.guidanceOnly ? { sampling: GENERATE_DEFAULTS } : undefined,
+        out: o.out ?? folders.out,
+        checkpointDir: o.checkpointDir ?? folders.checkpointDir,
         roundMinutes: o.roundMinutes ?? (o.minutes ? o.minutes / rounds : undefined),
         roundSteps: o.roundSteps,
         batch: o.batch,
@@ -110,7 +122,7 @@ export function register(program: Command): void {
         shouldStop: () => stop,
         onRoundStart: (r) =>
           process.stderr.write(
-            `distill: round ${r.index + 1}/${r.rounds}, ${r.teacherSteps} -> ${r.steps} steps, from step ${r.fromStep}, on ${r.backend}\n`,
+            `distill: round ${r.index + 1}/${r.rounds}, ${r.steps === 0 ? "guided -> one call per step" : `${r.teacherSteps} -> ${r.steps} steps`}, from step ${r.fromStep}, on ${r.backend}\n`,
           ),
         onProgress: (p) => {
           const now = performance.now();
@@ -123,12 +135,12 @@ export function register(program: Command): void {
               : "";
           const frac = p.budgetMs ? p.elapsedMs / p.budgetMs : p.totalSteps ? p.step / p.totalSteps : 0;
           const bar = "#".repeat(Math.round(Math.min(1, frac) * 20)).padEnd(20, ".");
-          const line = `distill ${p.steps}-step [${bar}] ${fmtMin(p.elapsedMs)}${budget} step ${p.step} loss ${p.lossEma.toFixed(5)} lr ${p.lr.toExponential(2)} ${p.stepsPerSec.toFixed(2)} steps/s`;
+          const line = `distill ${p.steps === 0 ? "guidance" : `${p.steps}-step`} [${bar}] ${fmtMin(p.elapsedMs)}${budget} step ${p.step} loss ${p.lossEma.toFixed(5)} lr ${p.lr.toExponential(2)} ${p.stepsPerSec.toFixed(2)} steps/s`;
           process.stderr.write(tty ? `\r${line}` : `${line}\n`);
         },
         onRoundEnd: (r) =>
           process.stderr.write(
-            `${tty ? "\n" : ""}distill: ${r.steps}-step student after ${r.trainSteps} steps in ${r.minutes} min${r.outDir ? `; wrote ${r.outDir}` : ""}\n`,
+            `${tty ? "\n" : ""}distill: ${r.steps === 0 ? "guidance-distilled" : `${r.steps}-step`} student after ${r.trainSteps} steps in ${r.minutes} min${r.outDir ? `; wrote ${r.outDir}` : ""}\n`,
           ),
       });
       if (result.stopped)

@@ -11,6 +11,10 @@
  * so the x0 the student must predict is x~ = (z'' - (s''/s) z) / (a'' - (s''/s) a) and its v target
  * is v~ = (a z - x~) / s (a^2 + s^2 = 1). At the last step t'' is the clean end (a'' = 1, s'' = 0): x~ = z''.
  * The student trains on the same weighted MSE as pretraining, so the training graph's backward applies.
+ *
+ * Guidance distillation alone (Meng et al. 2023, stage one; `studentSteps` 0): no steps are halved; the
+ * student learns, at every timestep, the guided teacher's prediction D + w (D - G) itself, so it samples
+ * like the guided teacher with any sampler and steps, at one call per step instead of two.
  */
 import { inputSlots, type ModelConfig, patchInputDim, patchOutputDim, tokensOf } from "../model/config.ts";
 import { type NetworkInputs, timestepFeatures } from "../model/dit.ts";
@@ -92,6 +96,7 @@ export interface DistillSpec {
   guide: SharedArrayBuffer | null;
   /** the teacher's guided prediction D + weight (D - G) where t >= fromT */
   guidance: { weight: number; fromT: number } | null;
+  /** the student's steps; 0 = guidance distillation alone (every timestep, `setGuidedTarget`) */
   studentSteps: number;
 }
 
@@ -148,6 +153,11 @@ export async function setDistillTarget(
     const z2 = ddimStepV(z1[i], v2[i], abar(s.mid), abar(s.next));
     batch.target[i] = distillTargetV(z[i], z2, abar(s.t), abar(s.next));
   }
+}
+
+/** Guidance distillation alone: the target is the guided teacher's prediction at the sample's own z_t, t. */
+export async function setGuidedTarget(batch: TrainBatch, teacher: TeacherFn): Promise<void> {
+  batch.target.set(await teacher(batch.inputs, batch.t));
 }
 
 /** Draws a sample's timestep uniformly from the student's grid (makeTrainBatch's `pickT`). */

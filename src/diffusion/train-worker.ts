@@ -7,7 +7,14 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { ModelConfig } from "../model/config.ts";
 import type { NetworkInputs } from "../model/dit.ts";
-import { type DistillSpec, distillSteps, guidedTeacher, pickStudentT, setDistillTarget } from "./distill.ts";
+import {
+  type DistillSpec,
+  distillSteps,
+  guidedTeacher,
+  pickStudentT,
+  setDistillTarget,
+  setGuidedTarget,
+} from "./distill.ts";
 import { makeSchedule } from "./schedule.ts";
 import { applySelfCond, type BatchOptions, makeTrainBatch, type TrainBatch } from "./train-batch.ts";
 
@@ -97,7 +104,8 @@ const engine = await makeEngine();
 const distill = init.distill
   ? (() => {
       const d = init.distill;
-      const steps = distillSteps(schedule.T, d.studentSteps);
+      // studentSteps 0: guidance distillation alone, at every timestep (makeTrainBatch's uniform draw)
+      const steps = d.studentSteps > 0 ? distillSteps(schedule.T, d.studentSteps) : null;
       const teacher = guidedTeacher(
         init.cfg,
         engine.predictWith,
@@ -105,7 +113,7 @@ const distill = init.distill
         d.guide ? new Float32Array(d.guide) : null,
         d.guidance,
       );
-      return { steps, teacher, pickT: pickStudentT(steps) };
+      return { steps, teacher, pickT: steps ? pickStudentT(steps) : undefined };
     })()
   : null;
 parentPort!.on("message", async (req: StepRequest) => {
@@ -119,8 +127,9 @@ parentPort!.on("message", async (req: StepRequest) => {
     distill?.pickT,
   );
   try {
-    if (distill)
+    if (distill?.steps)
       await setDistillTarget(init.cfg, schedule.alphasCumprod, batch, distill.steps, distill.teacher);
+    else if (distill) await setGuidedTarget(batch, distill.teacher);
     // self-conditioning: a first pass without the estimate gives the estimate some samples see in the second
     if (init.cfg.selfCond && batch.selfCond.some((x) => x === 1))
       applySelfCond(init.cfg, batch, await engine.predict(batch.inputs));

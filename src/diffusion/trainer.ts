@@ -220,7 +220,12 @@ export async function train(
       );
     }
     if (saved.distillSteps !== opts.distill?.studentSteps) {
-      const what = (n?: number) => (n === undefined ? "pretraining" : `a ${n}-step distillation round`);
+      const what = (n?: number) =>
+        n === undefined
+          ? "pretraining"
+          : n === 0
+            ? "guidance distillation"
+            : `a ${n}-step distillation round`;
       throw new UserError(
         `checkpoint in ${opts.checkpointDir} is for ${what(saved.distillSteps)}, not ${what(opts.distill?.studentSteps)}; use another --checkpoint-dir or remove it`,
       );

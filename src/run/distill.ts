@@ -12,7 +12,13 @@ import { join, resolve } from "node:path";
 import { type DistillSpec, roundSteps } from "../diffusion/distill.ts";
 import type { BatchOptions } from "../diffusion/train-batch.ts";
 import { type TrainOptions, type TrainProgress, train } from "../diffusion/trainer.ts";
-import { loadWeights, saveWeights, type WeightsDtype, writeAtomic } from "../model/io.ts";
+import {
+  loadWeights,
+  type SamplingDefaults,
+  saveWeights,
+  type WeightsDtype,
+  writeAtomic,
+} from "../model/io.ts";
 import { UserError } from "../util/errors.ts";
 import { checkGuide, resolveGuidance } from "./generation.ts";
 
@@ -24,6 +30,11 @@ export interface DistillOptions {
   steps: number;
   /** the first round's guidance weight over the teacher folder's default (0: distil the unguided teacher) */
   guidance?: number;
+  /**
+   * Guidance distillation alone (Meng et al. 2023, stage one): one round, no steps halved, the student
+   * learns the guided prediction at every timestep and samples with `sampling` at one call per step.
+   */
+  guidanceOnly?: { sampling: SamplingDefaults };
   /** the students' folders: `{steps}` is replaced by a round's steps; without it only the last round goes there */
   out: string;
   checkpointDir: string;
@@ -91,7 +102,9 @@ function sharedCopy(x: Float32Array): SharedArrayBuffer {
 export async function distill(o: DistillOptions): Promise<{ rounds: RoundRecord[]; stopped: boolean }> {
   if (!o.roundMinutes && !o.roundSteps)
     throw new UserError("distill needs a budget per round: pass --round-minutes M or --round-steps N");
-  const plan = roundSteps(o.teacherSteps, o.steps);
+  // a guidance-only distillation is one round of "0 steps": every timestep, none halved
+  const plan = o.guidanceOnly ? [0] : roundSteps(o.teacherSteps, o.steps);
+  const teacherSteps0 = o.guidanceOnly ? 0 : o.teacherSteps;
   const base = loadWeights(o.teacherDir);
   const cfg = base.config;
   if (cfg.prediction !== "v")
@@ -109,6 +122,10 @@ export async function distill(o: DistillOptions): Promise<{ rounds: RoundRecord[
     throw new UserError(
       `${o.teacherDir} guides first frames only; distill distils guidance on every frame (guide it with --guide-frames all)`,
     );
+  if (o.guidanceOnly && !guidance)
+    throw new UserError(
+      `--guidance-only distils a guided teacher, and ${o.teacherDir} is unguided here; give it a guide (framecost guide) or a --guidance weight > 0`,
+    );
   const guide = guidance ? loadWeights(guidance.guideDir) : null;
   if (guidance && guide) checkGuide(cfg, guide.config, guidance.guideDir);
 
@@ -117,7 +134,7 @@ export async function distill(o: DistillOptions): Promise<{ rounds: RoundRecord[
   let state: DistillState = {
     teacher: resolve(o.teacherDir),
     teacherSha256: base.manifest.sha256,
-    teacherSteps: o.teacherSteps,
+    teacherSteps: teacherSteps0,
     guidanceWeight: guidance?.weight ?? 0,
     rounds: [],
   };
@@ -126,23 +143,24 @@ export async function distill(o: DistillOptions): Promise<{ rounds: RoundRecord[
     const savedWeight = saved.guidanceWeight ?? guidance?.weight ?? 0;
     if (
       saved.teacherSha256 !== state.teacherSha256 ||
-      saved.teacherSteps !== o.teacherSteps ||
+      saved.teacherSteps !== teacherSteps0 ||
       savedWeight !== state.guidanceWeight
     )
       throw new UserError(
-        `${o.checkpointDir} holds a distillation of ${saved.teacher} from ${saved.teacherSteps} steps at guidance ${savedWeight}, not of ${resolve(o.teacherDir)} from ${o.teacherSteps} at guidance ${state.guidanceWeight}; use another --checkpoint-dir or remove it`,
+        `${o.checkpointDir} holds a distillation of ${saved.teacher} from ${saved.teacherSteps} steps at guidance ${savedWeight}, not of ${resolve(o.teacherDir)} from ${teacherSteps0} at guidance ${state.guidanceWeight}; use another --checkpoint-dir or remove it`,
       );
     state = saved;
   }
 
   let teacher = base.flat;
-  let teacherSteps = o.teacherSteps;
+  let teacherSteps = teacherSteps0;
   let stopped = false;
   for (let i = 0; i < plan.length; i++) {
     const steps = plan[i];
     const first = i === 0;
     const done = state.rounds.find((r) => r.steps === steps);
-    const weightsDir = join(o.checkpointDir, `round-${steps}step`, "student");
+    const roundDir = join(o.checkpointDir, steps === 0 ? "round-guided" : `round-${steps}step`);
+    const weightsDir = join(roundDir, "student");
     if (done) {
       teacher = loadWeights(done.weightsDir).flat;
       teacherSteps = steps;
@@ -157,17 +175,19 @@ export async function distill(o: DistillOptions): Promise<{ rounds: RoundRecord[
     };
     const distillation = {
       teacher: o.teacherDir,
-      teacherSampler: `ddim ${teacherSteps} steps${roundGuidance ? `, guided (weight ${roundGuidance.weight} at t >= ${roundGuidance.fromT})` : ""}`,
+      teacherSampler: `${steps === 0 ? "every timestep" : `ddim ${teacherSteps} steps`}${roundGuidance ? `, guided (weight ${roundGuidance.weight} at t >= ${roundGuidance.fromT})` : ""}`,
       studentSteps: steps,
       method:
-        "progressive distillation (Salimans & Ho 2022) on v" +
-        (roundGuidance ? ", guidance distilled (Meng et al. 2023)" : ""),
+        steps === 0
+          ? "guidance distillation (Meng et al. 2023, stage one) on v: the guided prediction at every timestep"
+          : "progressive distillation (Salimans & Ho 2022) on v" +
+            (roundGuidance ? ", guidance distilled (Meng et al. 2023)" : ""),
       earlierRounds: state.rounds,
     };
     const trainOpts: TrainOptions = {
       config: cfg,
       outDir: weightsDir,
-      checkpointDir: join(o.checkpointDir, `round-${steps}step`),
+      checkpointDir: roundDir,
       minutes: o.roundMinutes,
       steps: o.roundSteps,
       batch: o.batch,
@@ -204,7 +224,7 @@ export async function distill(o: DistillOptions): Promise<{ rounds: RoundRecord[
       break;
     }
     const student = loadWeights(weightsDir);
-    const outDir = outDirFor(o.out, steps, i === plan.length - 1);
+    const outDir = o.guidanceOnly ? o.out : outDirFor(o.out, steps, i === plan.length - 1);
     const record: RoundRecord = {
       teacherSteps,
       steps,
@@ -223,7 +243,7 @@ export async function distill(o: DistillOptions): Promise<{ rounds: RoundRecord[
           ...student.manifest.training,
           distillation: { ...distillation, minutes: record.minutes, trainSteps: record.trainSteps },
         },
-        { dtype: o.dtype, sampling: { sampler: "ddim", steps } },
+        { dtype: o.dtype, sampling: o.guidanceOnly?.sampling ?? { sampler: "ddim", steps } },
       );
       copyFileSync(join(weightsDir, "training-log.json"), join(outDir, "training-log.json"));
     }
