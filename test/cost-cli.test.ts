@@ -64,6 +64,44 @@ describe("framecost cost / gpus / path (end to end)", () => {
     );
   }, 120_000);
 
+  it("a GPU with no price on record (h20) still gets time, energy and FLOPs, and says how to price it", () => {
+    const missing =
+      "no rental price on record for h20; pass --price USD_PER_HOUR or add prices with --catalog FILE";
+    const text = framecost(["cost", "--model", "wan2.1-14b", "--gpu", "h20"]);
+    expect(text.stderr).toBe("");
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/FLOPs per clip +6\.53e17/);
+    expect(text.stdout).toMatch(/GPU time per clip +[\d,.]+ GPU-s .* at MFU 0\.616 of 148 TFLOP\/s/);
+    expect(text.stdout).toMatch(/energy +[\d,.]+ Wh per clip, [\d,]+ Wh per video minute at 400 W/);
+    expect(text.stdout).toContain(`USD per clip          not priced: ${missing}`);
+    expect(text.stdout).not.toMatch(/NaN|undefined|\$null/);
+
+    const j = JSON.parse(framecost(["cost", "--model", "wan2.1-14b", "--gpu", "h20", "--json"]).stdout);
+    const priced = JSON.parse(
+      framecost(["cost", "--model", "wan2.1-14b", "--gpu", "h20", "--price", "1", "--json"]).stdout,
+    );
+    expect(j.price).toBeNull();
+    expect(j.priceMissing).toBe(missing);
+    expect([j.usdPerClip, j.usdPerVideoMinute, j.oncePerClip.usd]).toEqual([null, null, null]);
+    // everything but the USD figures is what a priced run says
+    for (const k of ["flopsPerNfe", "nfe", "totalFlops", "gpuSeconds", "wallSeconds"])
+      expect(j[k], k).toBe(priced[k]);
+    expect(j.energy.whPerVideoMinute).toBe(priced.energy.whPerVideoMinute);
+    expect(priced.priceMissing).toBeNull();
+    expect(priced.usdPerClip).toBeCloseTo(priced.gpuSeconds / 3600, 9);
+
+    const target = framecost([
+      "cost",
+      "--model",
+      "wan2.1-14b",
+      "--gpu",
+      "h20",
+      "--target-usd-per-minute",
+      "1",
+    ]);
+    expect(target.code).toBe(2);
+    expect(target.stderr).toBe(`framecost: --target-usd-per-minute needs a price: ${missing}\n`);
+  }, 120_000);
   it("a bad catalog file is one line naming the field and the entry, exit 2", () => {
     const file = join(tmp, "bad.json");
     writeFileSync(

@@ -22,7 +22,12 @@ import {
   localCost,
   usd,
 } from "../cost/run.ts";
-import { evaluateScenario, type Scenario, type ScenarioOptions } from "../cost/scenarios.ts";
+import {
+  evaluateScenarioOrUnpriced,
+  type Scenario,
+  type ScenarioOptions,
+  type UnpricedScenario,
+} from "../cost/scenarios.ts";
 import { customShape, type DitShape } from "../cost/shapes.ts";
 import { parseRunRecord } from "../meter/record.ts";
 import { UserError } from "../util/errors.ts";
@@ -194,7 +199,7 @@ function pct(x: number): string {
   return `${(x * 100).toFixed(0)}%`;
 }
 
-export function formatScenario(s: Scenario): string[] {
+export function formatScenario(s: Scenario | UnpricedScenario): string[] {
   const u = s.convention === "macs" ? "MACs" : "FLOPs";
   const b = s.breakdownPerNfe;
   const L: string[] = [];
@@ -221,12 +226,19 @@ export function formatScenario(s: Scenario): string[] {
       `  ${s.gpus} GPUs per clip       speed-up ${s.parallel.speedup.toFixed(2)}x (efficiency ${pct(s.parallel.efficiency)}): ${num(s.wallSeconds, 1)} s wall per clip, cost x${(1 / s.parallel.efficiency).toFixed(3)}`,
     );
   }
-  L.push(
-    `  USD per clip          ${usd(s.usdPerClip)} at $${s.price.usdPerHour}/GPU-hour (once-per-clip work ${usd(s.oncePerClip.usd)})`,
-  );
-  L.push(
-    `  USD per video minute  ${usd(s.usdPerVideoMinute)} (${s.clipsPerVideoMinute.toFixed(2)} clips of ${s.clip.frames} frames)`,
-  );
+  if (s.price === null) {
+    L.push(`  USD per clip          not priced: ${s.priceMissing}`);
+    L.push(
+      `  USD per video minute  not priced (${s.clipsPerVideoMinute.toFixed(2)} clips of ${s.clip.frames} frames = ${num(s.gpuSeconds * s.clipsPerVideoMinute, 1)} GPU-s)`,
+    );
+  } else {
+    L.push(
+      `  USD per clip          ${usd(s.usdPerClip)} at $${s.price.usdPerHour}/GPU-hour (once-per-clip work ${usd(s.oncePerClip.usd)})`,
+    );
+    L.push(
+      `  USD per video minute  ${usd(s.usdPerVideoMinute)} (${s.clipsPerVideoMinute.toFixed(2)} clips of ${s.clip.frames} frames)`,
+    );
+  }
   const e = s.energy;
   L.push(
     `  energy                ${num(e.whPerClip, 1)} Wh per clip, ${num(e.whPerVideoMinute, 0)} Wh per video minute at ${s.gpu.boardPowerW} W${e.usdPerVideoMinute !== null ? `: ${usd(e.usdPerVideoMinute)} per video minute at $${e.kwhPriceUsd}/kWh` : ""}`,
@@ -339,8 +351,14 @@ export function register(program: Command): void {
         throw new UserError(`--gpu takes one GPU for a scenario, got ${f.gpu.join(",")}; run once per GPU`);
       }
       const o = scenarioFromFlags({ ...f, gpu: f.gpu?.[0] }, catalog);
-      const s = evaluateScenario(o);
-      const inv = f.targetUsdPerMinute !== undefined ? solveInverse(o, s, f.targetUsdPerMinute) : null;
+      // a GPU with no price on record still gets its time, energy and FLOPs
+      const s = evaluateScenarioOrUnpriced(o);
+      if (s.price === null && f.targetUsdPerMinute !== undefined)
+        throw new UserError(`--target-usd-per-minute needs a price: ${s.priceMissing}`);
+      const inv =
+        f.targetUsdPerMinute !== undefined && s.price !== null
+          ? solveInverse(o, s, f.targetUsdPerMinute)
+          : null;
       if (f.json) {
         process.stdout.write(`${JSON.stringify(inv ? { ...s, inverse: inv } : s, null, 2)}\n`);
         return;

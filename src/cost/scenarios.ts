@@ -18,7 +18,7 @@ import {
   parallelModel,
   speedup,
 } from "./calibration.ts";
-import { type Catalog, type ChosenPrice, type Gpu, requirePrice } from "./catalog.ts";
+import { type Catalog, type ChosenPrice, chosenPrice, type Gpu, requirePrice } from "./catalog.ts";
 import {
   type Clip,
   callsPerStep,
@@ -83,6 +83,8 @@ export interface Scenario {
   totalFlops: number;
   gpu: { id: string; name: string; peakTflops: number; boardPowerW: number };
   price: ChosenPrice;
+  /** null: priced; an UnpricedScenario says here why it has no USD figures and how to give a price */
+  priceMissing: string | null;
   mfu: Derived;
   gpus: number;
   parallel: { speedup: number; efficiency: number; serialFraction: number; source: string };
@@ -102,6 +104,22 @@ export interface Scenario {
   };
   assumptions: Assumption[];
 }
+
+/**
+ * A scenario on a GPU with no rental price on record (and none given): time,
+ * energy and FLOPs as usual, every USD figure null and `priceMissing` saying
+ * how to give a price.
+ */
+export type UnpricedScenario = Omit<
+  Scenario,
+  "price" | "priceMissing" | "usdPerClip" | "usdPerVideoMinute" | "oncePerClip"
+> & {
+  price: null;
+  priceMissing: string;
+  usdPerClip: null;
+  usdPerVideoMinute: null;
+  oncePerClip: Omit<Scenario["oncePerClip"], "usd"> & { usd: null };
+};
 
 /** FLOPs of one clip (in FLOPs, whatever the convention). */
 export function clipFlops(
@@ -145,12 +163,28 @@ function check(o: ScenarioOptions): void {
 
 /** Evaluates one scenario; throws a UserError for impossible inputs or a GPU without a price. */
 export function evaluateScenario(o: ScenarioOptions): Scenario {
+  return compute(o, requirePrice(o.gpu, o.priceUsdPerHour)) as Scenario;
+}
+
+/**
+ * Like evaluateScenario, but a GPU with no price on record is no error: the
+ * answer keeps its time, energy and FLOPs and leaves the USD figures null.
+ */
+export function evaluateScenarioOrUnpriced(o: ScenarioOptions): Scenario | UnpricedScenario {
+  return compute(o, chosenPrice(o.gpu, o.priceUsdPerHour));
+}
+
+/** Why a GPU has no USD figures, and how to give it a price. */
+export function missingPriceReason(gpu: Gpu): string {
+  return `no rental price on record for ${gpu.id}; pass --price USD_PER_HOUR or add prices with --catalog FILE`;
+}
+
+function compute(o: ScenarioOptions, price: ChosenPrice | null): Scenario | UnpricedScenario {
   check(o);
   const convention = o.convention ?? "flops";
   const c = (x: number) => toConvention(x, convention);
   const f = clipFlops(o.shape, o.clip, o.steps, o.cfg);
   const grid = tokenGrid(o.shape, o.clip);
-  const price = requirePrice(o.gpu, o.priceUsdPerHour);
   const mfu: Derived =
     o.mfu !== undefined ? { value: o.mfu, source: "--mfu (user)" } : defaultMfu(o.catalog, o.gpu);
   const n = o.gpus ?? 1;
@@ -163,8 +197,8 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
   const onceSeconds1 = f.oncePerClipFlops / (peak * mfu.value);
   const wallSeconds = (networkSeconds1 + onceSeconds1) / sp;
   const gpuSeconds = wallSeconds * n;
-  const usdPerGpuSecond = price.usdPerHour / 3600;
-  const usdPerClip = gpuSeconds * usdPerGpuSecond;
+  const usdPerGpuSecond = price ? price.usdPerHour / 3600 : null;
+  const usdPerClip = usdPerGpuSecond === null ? null : gpuSeconds * usdPerGpuSecond;
   const clipsPerVideoMinute = (o.fps * 60) / o.clip.frames;
   const whPerClip = (o.gpu.boardPowerW.value * gpuSeconds) / 3600;
   const kwh = o.kwhPriceUsd ?? null;
@@ -186,7 +220,9 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
       source: `${o.gpu.bf16DenseTflops.source}, ${o.gpu.bf16DenseTflops.asOf}`,
     },
     { name: "mfu", value: mfu.value.toFixed(3), source: mfu.source },
-    { name: "price", value: `${price.usdPerHour} USD/GPU-hour`, source: `${price.source}, ${price.asOf}` },
+    price
+      ? { name: "price", value: `${price.usdPerHour} USD/GPU-hour`, source: `${price.source}, ${price.asOf}` }
+      : { name: "price", value: "none: USD figures left out", source: missingPriceReason(o.gpu) },
     {
       name: "video minute",
       value: `${o.fps} fps x 60 = ${o.fps * 60} frames = ${clipsPerVideoMinute.toFixed(3)} clips of ${o.clip.frames} frames`,
@@ -251,7 +287,7 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
       textEncoderFlops: c(f.textEncoderFlops),
       vaeDecoderFlops: c(f.vaeDecoderFlops),
       gpuSeconds: (onceSeconds1 / sp) * n,
-      usd: (onceSeconds1 / sp) * n * usdPerGpuSecond,
+      usd: usdPerGpuSecond === null ? null : (onceSeconds1 / sp) * n * usdPerGpuSecond,
     },
     totalFlops: c(f.totalFlops),
     gpu: {
@@ -261,6 +297,7 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
       boardPowerW: o.gpu.boardPowerW.value,
     },
     price,
+    priceMissing: price ? null : missingPriceReason(o.gpu),
     mfu,
     gpus: n,
     parallel: { speedup: sp, efficiency: sp / n, serialFraction: par.serialFraction, source: par.source },
@@ -268,7 +305,7 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
     gpuSeconds,
     usdPerClip,
     clipsPerVideoMinute,
-    usdPerVideoMinute: usdPerClip * clipsPerVideoMinute,
+    usdPerVideoMinute: usdPerClip === null ? null : usdPerClip * clipsPerVideoMinute,
     energy: {
       whPerClip,
       whPerVideoMinute: whPerClip * clipsPerVideoMinute,
@@ -277,5 +314,6 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
       usdPerVideoMinute: kwh === null ? null : ((whPerClip * clipsPerVideoMinute) / 1000) * kwh,
     },
     assumptions,
-  };
+    // price and the USD fields are null together (the union's two members)
+  } as Scenario | UnpricedScenario;
 }
