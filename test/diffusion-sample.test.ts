@@ -56,6 +56,28 @@ describe("sampleFrame", () => {
     expect(infos.every((i) => i.totalSteps === 3 && i.totalNfe === 5)).toBe(true);
   });
 
+  it("hands onStep what each call saw (x_t, the model's input) and the sample after it; the last is the result", async () => {
+    const inputs: Float32Array[] = [];
+    const infos: StepInfo[] = [];
+    const r = await sampleFrame({
+      model: async (x, t, ctx) => {
+        inputs.push(x);
+        return model(x, t, ctx);
+      },
+      context: null,
+      sampler: makeSampler("euler", sch, { predictionType: "v" }),
+      steps: 4,
+      shape: 6,
+      rng: makeRng(3),
+      onStep: (info) => infos.push(info),
+    });
+    expect(infos.map((i) => i.xt)).toEqual(inputs);
+    // euler integrates in sigma space: x_t is the sample scaled back, so the first one has unit variance, not sigma's
+    expect(Math.max(...infos[0].xt.map(Math.abs))).toBeLessThan(5);
+    expect(infos.at(-1)!.sample).toEqual(r.sample);
+    expect(infos.at(-1)!.predX0).toEqual(r.predX0);
+  });
+
   it("same seed, same bytes; another seed, another sample (stochastic sampler too)", async () => {
     const run = (seed: number) =>
       sampleFrame({

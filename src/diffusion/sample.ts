@@ -17,8 +17,12 @@ export interface StepInfo {
   totalNfe: number;
   /** the timestep of the call just made */
   t: number;
+  /** what the network saw at this call: the variance-preserving x_t (scaleModelInput); read only */
+  xt: Float32Array;
   /** the clean sample predicted at this call */
   predX0: Float32Array;
+  /** the sample after this call (sampler space; once every step is done, the frame before clipping) */
+  sample: Float32Array;
 }
 
 export interface SampleFrameOptions<C> {
@@ -87,7 +91,7 @@ export async function sampleFrame<C>(opts: SampleFrameOptions<C>): Promise<Sampl
     x = r.prevSample;
     predX0 = r.predX0;
     if (sampler.completesStep(i)) done++;
-    onStep?.({ step: done, totalSteps: steps, nfe, totalNfe, t, predX0 });
+    onStep?.({ step: done, totalSteps: steps, nfe, totalNfe, t, xt: input, predX0, sample: x });
   }
   return {
     sample: x,

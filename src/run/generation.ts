@@ -17,7 +17,7 @@ import { calibrateGemm } from "../engine/calibrate.ts";
 import { calibrateOnnxGemm, probeOnnx, requireOnnx } from "../engine/onnx.ts";
 import { analyticFlopsPerCall } from "../meter/analytic.ts";
 import type { FlopConvention } from "../meter/flops.ts";
-import { describeDevice, Meter } from "../meter/meter.ts";
+import { describeDevice, Meter, type MeterSummary } from "../meter/meter.ts";
 import { onnxKernelCounter } from "../meter/onnx-flops.ts";
 import type { RunRecord } from "../meter/record.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
@@ -70,8 +70,32 @@ export interface GenerationOptions {
   batchCalls?: boolean;
   /** reuse a calibration (sweeps calibrate once) */
   calibration?: { gemmGflops: number; backend: string };
-  onProgress?: (p: { frame: number; frames: number; step: number; steps: number; nfe: number }) => void;
+  onProgress?: (p: GenerationProgress) => void;
   shouldStop?: () => boolean;
+}
+
+/** After every network call: where the run is, what the call saw and predicted, and the meter so far. */
+export interface GenerationProgress {
+  /** frame index in the run (clip c's frame i is c * frames + i) */
+  frame: number;
+  frames: number;
+  /** sampler steps of this frame completed */
+  step: number;
+  steps: number;
+  /** network calls of this frame so far */
+  nfe: number;
+  /** network calls of a frame (the record's sampler.nfePerFrame) */
+  nfePerFrame: number;
+  /** the timestep of this call */
+  t: number;
+  /** the first clip's x_t at this call, [H, W, 3] (variance-preserving; sampler space scaled back); read only */
+  xt: Float32Array;
+  /** the first clip's clean frame predicted at this call (guided), [H, W, 3]; read only */
+  predX0: Float32Array;
+  /** the first clip's sample after this call; once step === steps, the finished frame (before clipping) */
+  sample: Float32Array;
+  /** the meter's measurements so far (the open frame's NFEs and FLOPs are in its totals, its wall time is not) */
+  metered: () => MeterSummary;
 }
 
 export interface GenerationResult {
@@ -384,6 +408,7 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
   };
   const clips: Float32Array[][] = [];
   let stopped = false;
+  const metered = () => meter.summary();
   sampler.setTimesteps(o.steps);
   const guidedCalls = guide ? sampler.timesteps.filter((t) => t >= guide.fromT).length : 0;
   // a frame with history; with guidance on first frames only, the first frame of a clip adds guidedCalls
@@ -436,6 +461,12 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
             step: info.step,
             steps: o.steps,
             nfe: info.nfe,
+            nfePerFrame,
+            t: info.t,
+            xt: info.xt.subarray(0, n),
+            predX0: info.predX0.subarray(0, n),
+            sample: info.sample.subarray(0, n),
+            metered,
           });
         },
       });
