@@ -78,7 +78,15 @@ export const LEVERS: readonly LeverSpec[] = [
     label: "guide off (guidance distillation's upper bound)",
     pathLever: "guidance-distillation",
     guidance: "off",
-    note: "the calls a guidance-distilled model would make, with the unguided network's quality: no distilled model is trained here",
+    note: "the calls a guidance-distilled model makes, with the unguided network's quality (guidance-distilled below is the trained one)",
+  },
+  {
+    name: "guidance-distilled",
+    label: "guidance distillation: the guide distilled into the network",
+    pathLever: "guidance-distillation",
+    model: "tiny-guidance-distilled",
+    guidance: "off",
+    note: "framecost distill --guidance-only: the guided teacher's prediction learned by one network, one call per step",
   },
   ...[4, 2, 1].map(
     (k): LeverSpec => ({
