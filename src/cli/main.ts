@@ -13,6 +13,7 @@ import { register as registerLevers } from "./levers.ts";
 import { register as registerMerge } from "./merge.ts";
 import { register as registerPath } from "./path.ts";
 import { register as registerReport } from "./report.ts";
+import { register as registerServe } from "./serve.ts";
 import { register as registerSweep } from "./sweep.ts";
 import { register as registerTrain } from "./train.ts";
 
@@ -40,6 +41,7 @@ const registrations: Array<(p: Command) => void> = [
   registerPath,
   registerLevers,
   registerCompare,
+  registerServe,
 ];
 for (const register of registrations) register(program);
 
