@@ -5,6 +5,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
+  BACKEND_NAMES,
+  backendOpt,
   choiceOpt,
   flagOf,
   intOpt,
@@ -131,6 +133,41 @@ describe("parseOptions", () => {
           );
       }),
     );
+  });
+});
+
+describe("numbers written as people write them, nothing else", () => {
+  it.each([
+    [{ price: "0x10" }, '--price must be a number > 0, got "0x10"'],
+    [{ price: "0b11" }, '--price must be a number > 0, got "0b11"'],
+    [{ price: "1_000" }, '--price must be a number > 0, got "1_000"'],
+    [{ price: "-Infinity" }, '--price must be a number > 0, got "-Infinity"'],
+    [{ steps: "99999999999999999999" }, '--steps must be an integer >= 1, got "99999999999999999999"'],
+    [{ steps: "9007199254740993" }, '--steps must be an integer >= 1, got "9007199254740993"'],
+  ])("%o -> %s", (raw, message) => {
+    expect(messageFor(raw)).toBe(message);
+  });
+
+  it("decimal forms still parse", () => {
+    expect(parseOptions(Schema, { price: " 2.5e1 " }).price).toBe(25);
+    expect(parseOptions(Schema, { price: ".5" }).price).toBe(0.5);
+    expect(parseOptions(Schema, { steps: "+9007199254740991" }).steps).toBe(9007199254740991);
+  });
+
+  it("a value with a newline stays on one line in the message", () => {
+    expect(messageFor({ out: "a\nb", steps: "x\ny" })).toBe('--steps must be an integer >= 1, got "x\\ny"');
+    expect(new UserError('unknown GPU "a\nb"').message).toBe('unknown GPU "a\\nb"');
+  });
+
+  it("--backend names the engines engine/backend.ts knows, and onnx", async () => {
+    const { defaultBackends } = await import("../src/engine/backend.ts");
+    expect([...BACKEND_NAMES].sort()).toEqual([...defaultBackends().map((b) => b.name), "onnx"].sort());
+    expect(messageFor({ backend: "gpu" }, z.object({ backend: backendOpt() }))).toBe(
+      '--backend must be one of tensorflow, wasm, cpu, onnx, got "gpu"',
+    );
+    expect(parseOptions(z.object({ backend: backendOpt({ auto: true }) }), { backend: "auto" })).toEqual({
+      backend: "auto",
+    });
   });
 });
 

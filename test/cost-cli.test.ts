@@ -60,7 +60,7 @@ describe("framecost cost / gpus / path (end to end)", () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(
-      'framecost: unknown GPU "b200"; known GPUs: h100-sxm, h100-pcie, h200, a100-sxm, l40s, rtx-4090, h20 (add your own with --catalog FILE)\n',
+      'framecost: --gpu: unknown GPU "b200"; known GPUs: h100-sxm, h100-pcie, h200, a100-sxm, l40s, rtx-4090, h20 (add your own with --catalog FILE)\n',
     );
   }, 120_000);
 

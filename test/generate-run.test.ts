@@ -126,7 +126,7 @@ describe("framecost generate", () => {
       [["--steps", "0"], /--steps must be an integer between 1 and 1000, got "0"/],
       [["--steps", "5000"], /--steps must be an integer between 1 and 1000, got "5000"/],
       [["--frames", "0"], /--frames must be an integer between 1 and 10000, got "0"/],
-      [["--model", join(root, "missing")], /model folder ".*missing" does not exist/],
+      [["--model", join(root, "missing")], /--model must be an existing folder, got ".*missing"/],
     ];
     for (const [args, message] of cases) {
       const r = cli(["generate", "--model", model, "--out", out, ...args]);

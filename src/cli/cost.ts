@@ -33,32 +33,36 @@ import { parseRunRecord } from "../meter/record.ts";
 import { UserError } from "../util/errors.ts";
 import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
-/** Flags shared by `cost` and `path` that describe a scenario. */
+/**
+ * Flags shared by `cost` and `path` that describe a scenario. The upper bounds keep every figure
+ * finite (a 1e308 price or a 3e-323 fps made Infinity and $0 answers, found by
+ * test/reliability-options.test.ts); each is far past any real clip, GPU or price.
+ */
 export const ScenarioFlags = {
   model: stringOpt().optional(),
-  width: intOpt({ min: 1 }).optional(),
-  height: intOpt({ min: 1 }).optional(),
-  frames: intOpt({ min: 1 }).optional(),
-  fps: numberOpt({ gt: 0 }).optional(),
-  steps: intOpt({ min: 1 }).optional(),
+  width: intOpt({ min: 1, max: 16_384 }).optional(),
+  height: intOpt({ min: 1, max: 16_384 }).optional(),
+  frames: intOpt({ min: 1, max: 100_000 }).optional(),
+  fps: numberOpt({ min: 1, max: 240 }).optional(),
+  steps: intOpt({ min: 1, max: 10_000 }).optional(),
   cfg: z.boolean().optional(),
   gpu: stringOpt().optional(),
-  price: numberOpt({ min: 0 }).optional(),
-  mfu: numberOpt({ gt: 0, max: 1 }).optional(),
-  gpus: intOpt({ min: 1 }).optional(),
-  kwhPrice: numberOpt({ min: 0 }).optional(),
+  price: numberOpt({ min: 0.001, max: 1000 }).optional(),
+  mfu: numberOpt({ min: 0.001, max: 1 }).optional(),
+  gpus: intOpt({ min: 1, max: 4096 }).optional(),
+  kwhPrice: numberOpt({ min: 0, max: 100 }).optional(),
   convention: choiceOpt(["flops", "macs"]).optional(),
   catalog: pathOpt({ mustExist: "file" }).optional(),
-  depth: intOpt({ min: 1 }).optional(),
-  modelWidth: intOpt({ min: 1 }).optional(),
-  heads: intOpt({ min: 1 }).optional(),
-  ffn: intOpt({ min: 1 }).optional(),
-  patch: intOpt({ min: 1 }).optional(),
-  textTokens: intOpt({ min: 0 }).optional(),
+  depth: intOpt({ min: 1, max: 1000 }).optional(),
+  modelWidth: intOpt({ min: 1, max: 1_000_000 }).optional(),
+  heads: intOpt({ min: 1, max: 10_000 }).optional(),
+  ffn: intOpt({ min: 1, max: 10_000_000 }).optional(),
+  patch: intOpt({ min: 1, max: 64 }).optional(),
+  textTokens: intOpt({ min: 0, max: 1_000_000 }).optional(),
   config: pathOpt({ mustExist: "file" }).optional(),
   vaeConfig: pathOpt({ mustExist: "file" }).optional(),
-  vaeTemporal: intOpt({ min: 1 }).optional(),
-  vaeSpatial: intOpt({ min: 1 }).optional(),
+  vaeTemporal: intOpt({ min: 1, max: 64 }).optional(),
+  vaeSpatial: intOpt({ min: 1, max: 64 }).optional(),
   json: z.boolean().default(false),
 };
 type ScenarioFlagValues = z.output<z.ZodObject<typeof ScenarioFlags>>;
@@ -166,7 +170,7 @@ export function scenarioFromFlags(
     fps: f.fps ?? d.fps,
     steps: f.steps ?? d.steps,
     cfg: f.cfg ?? d.cfg,
-    gpu: getGpu(catalog, f.gpu ?? "h100-sxm"),
+    gpu: getGpu(catalog, f.gpu ?? "h100-sxm", "--gpu"),
     catalog,
     priceUsdPerHour: f.price,
     mfu: f.mfu,
@@ -179,11 +183,11 @@ export function scenarioFromFlags(
 const CostOptions = z.object({
   ...ScenarioFlags,
   gpu: listOpt(stringOpt()).optional(),
-  targetUsdPerMinute: numberOpt({ gt: 0 }).optional(),
+  targetUsdPerMinute: numberOpt({ min: 1e-6, max: 1e6 }).optional(),
   record: pathOpt({ mustExist: "file" }).optional(),
-  localPrice: numberOpt({ min: 0 }).optional(),
-  watts: numberOpt({ gt: 0 }).optional(),
-  launchUs: numberOpt({ min: 0 }).optional(),
+  localPrice: numberOpt({ min: 0, max: 10_000 }).optional(),
+  watts: numberOpt({ min: 0.001, max: 100_000 }).optional(),
+  launchUs: numberOpt({ min: 0, max: 1_000_000 }).optional(),
   precision: choiceOpt(["bf16", "fp32"]).optional(),
 });
 
@@ -397,7 +401,7 @@ function runRecordCost(f: z.output<typeof CostOptions>, catalog: Catalog): void 
   }
   const ex = ids.map((id) =>
     extrapolateRun(run, {
-      gpu: getGpu(catalog, id),
+      gpu: getGpu(catalog, id, "--gpu"),
       catalog,
       mfu: f.mfu,
       launchUs: f.launchUs,

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { DEFAULT_TRAIN } from "../diffusion/trainer.ts";
 import { distill } from "../run/distill.ts";
 import { GENERATE_DEFAULTS } from "./generate.ts";
-import { choiceOpt, intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
+import { backendOpt, choiceOpt, intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const schema = z.object({
   teacher: pathOpt({ mustExist: "dir" }),
@@ -22,7 +22,7 @@ const schema = z.object({
   lr: numberOpt({ gt: 0 }),
   emaDecay: numberOpt({ min: 0, max: 1 }),
   seed: intOpt({ min: 0 }),
-  backend: stringOpt(),
+  backend: backendOpt({ auto: true }),
   dtype: choiceOpt(["bfloat16", "float32"]),
 });
 

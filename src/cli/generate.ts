@@ -18,7 +18,16 @@ import { readSamplingDefaults } from "../model/io.ts";
 import { describeGuidance } from "../report/tables.ts";
 import { checkGenerationOptions, runGeneration } from "../run/generation.ts";
 import { catchStopSignals, type StopSignals } from "../util/signals.ts";
-import { choiceOpt, intOpt, listOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
+import {
+  backendOpt,
+  choiceOpt,
+  intOpt,
+  listOpt,
+  numberOpt,
+  parseOptions,
+  pathOpt,
+  stringOpt,
+} from "./options.ts";
 
 const Options = z.object({
   // default: the model folder's (model.json "sampling", a distilled student's own), else ddpm 20
@@ -28,22 +37,22 @@ const Options = z.object({
   fps: intOpt({ min: 1, max: 240 }),
   seed: intOpt({ min: 0 }),
   preset: stringOpt().optional(),
-  model: stringOpt(),
-  backend: stringOpt().optional(),
+  model: pathOpt({ mustExist: "dir" }),
+  backend: backendOpt().optional(),
   threads: intOpt({ min: 1, max: 256 }).optional(),
   device: choiceOpt(["cpu", "cuda"]),
   out: stringOpt(),
   json: z.boolean().default(false),
   convention: choiceOpt(["flops", "macs"]),
   eta: numberOpt({ min: 0, max: 1 }).optional(),
-  guidance: numberOpt({ min: 0 }).optional(),
+  guidance: numberOpt({ min: 0, max: 100 }).optional(),
   guide: pathOpt({ mustExist: "dir" }).optional(),
   guideFrom: intOpt({ min: 0, max: 1000 }).optional(),
   guideFrames: choiceOpt(["first", "all"]).optional(),
-  localPrice: numberOpt({ min: 0 }).optional(),
-  watts: numberOpt({ gt: 0 }).optional(),
-  kwhPrice: numberOpt({ min: 0 }).optional(),
-  gpus: listOpt(z.string()).optional(),
+  localPrice: numberOpt({ min: 0, max: 10_000 }).optional(),
+  watts: numberOpt({ min: 0.001, max: 100_000 }).optional(),
+  kwhPrice: numberOpt({ min: 0, max: 100 }).optional(),
+  gpus: listOpt(stringOpt()).optional(),
   catalog: pathOpt({ mustExist: "file" }).optional(),
   ffmpeg: pathOpt().optional(),
   ortProfile: z.boolean().default(false),
@@ -152,6 +161,10 @@ export async function generateCommand(opts: Opts): Promise<number> {
     preset: o.preset,
     cacheInterval: o.cacheInterval,
   });
+  // a GPU the catalog lacks fails now, not after the frames are made (the cost stage loads late: see below)
+  const { getGpu, loadCatalog } = await import("../cost/catalog.ts");
+  const catalog = loadCatalog(o.catalog);
+  for (const id of o.gpus ?? []) getGpu(catalog, id, "--gpus");
   ensureWritableDir(o.out, "--out");
   // one run per folder: a second generate (or sweep) into it is refused while this one writes
   const lock = lockDir(o.out, "generate", "--out");

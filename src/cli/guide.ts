@@ -16,7 +16,7 @@ import { choiceOpt, intOpt, numberOpt, parseOptions, pathOpt } from "./options.t
 
 const schema = z.object({
   from: pathOpt({ mustExist: "dir" }),
-  weight: numberOpt({ min: 0 }),
+  weight: numberOpt({ min: 0, max: 100 }),
   fromT: intOpt({ min: 0, max: 1000 }),
   frames: choiceOpt(["first", "all"]),
 });

@@ -8,13 +8,13 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { formatLeversTable, writeLeversOutputs } from "../report/levers.ts";
 import { measureLevers, PROTOCOLS } from "../run/levers.ts";
-import { intOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
+import { backendOpt, intOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const Options = z.object({
   model: pathOpt({ mustExist: "dir" }),
   out: stringOpt(),
   quick: z.boolean().default(false),
-  backend: stringOpt(),
+  backend: backendOpt(),
   threads: intOpt({ min: 1, max: 256 }).optional(),
   seed: intOpt({ min: 0 }),
   frontier: z.boolean().default(true),

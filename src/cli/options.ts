@@ -52,13 +52,20 @@ function option<T>(desc: string, parse: (raw: string | number) => T | undefined)
     .describe(desc);
 }
 
+// whole numbers past 2^53 lose digits (99999999999999999999 reads as 1e20): refused, not rounded
 function parseInt10(raw: string | number): number | undefined {
-  if (typeof raw === "number") return Number.isInteger(raw) ? raw : undefined;
-  return /^\s*[+-]?\d+\s*$/.test(raw) ? Number(raw) : undefined;
+  const v = typeof raw === "number" ? raw : /^\s*[+-]?\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  return Number.isSafeInteger(v) ? v : undefined;
 }
 
+// decimal notation only: Number() would also read "0x10", "0b11" and "Infinity"
 function parseNumber(raw: string | number): number | undefined {
-  const v = typeof raw === "number" ? raw : raw.trim() === "" ? Number.NaN : Number(raw);
+  const v =
+    typeof raw === "number"
+      ? raw
+      : /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(raw)
+        ? Number(raw)
+        : Number.NaN;
   return Number.isFinite(v) ? v : undefined;
 }
 
@@ -83,6 +90,16 @@ export function choiceOpt<const T extends readonly [string, ...string[]]>(values
   return option(`one of ${values.join(", ")}`, (raw) =>
     values.includes(String(raw)) ? (String(raw) as T[number]) : undefined,
   );
+}
+
+/**
+ * The engines --backend may name: tfjs's (engine/backend.ts defaultBackends) and onnxruntime's;
+ * `auto` adds "auto" (the training loop's default). Checked here, so a typo fails before any work.
+ */
+export const BACKEND_NAMES = ["tensorflow", "wasm", "cpu", "onnx"] as const;
+export function backendOpt({ auto = false }: { auto?: boolean } = {}) {
+  // the training loop's order: auto, then onnx (what auto prefers), then tfjs's
+  return auto ? choiceOpt(["auto", "onnx", "tensorflow", "wasm", "cpu"]) : choiceOpt(BACKEND_NAMES);
 }
 
 /** A comma-separated list, e.g. `listOpt(intOpt({ min: 1 }))` for --steps 5,10,20. */

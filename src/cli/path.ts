@@ -31,9 +31,9 @@ import { numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const PathOptions = z.object({
   ...ScenarioFlags,
-  targetUsdPerMinute: numberOpt({ gt: 0 }).default(0.01),
+  targetUsdPerMinute: numberOpt({ min: 1e-6, max: 1e6 }).default(0.01),
   sweep: pathOpt({ mustExist: "file" }).optional(),
-  qualityTolerance: numberOpt({ min: 0 }).default(0.1),
+  qualityTolerance: numberOpt({ min: 0, max: 100 }).default(0.1),
   qualityMetric: stringOpt().optional(),
   referenceSampler: stringOpt().optional(),
   levers: pathOpt({ mustExist: "file" }).optional(),

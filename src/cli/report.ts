@@ -11,13 +11,14 @@ import { z } from "zod";
 import { parseRunRecord, type RunRecord } from "../meter/record.ts";
 import { renderReport } from "../report/tables.ts";
 import { readUserFile } from "../util/files.ts";
-import { choiceOpt, intOpt, parseOptions, pathOpt } from "./options.ts";
+import { choiceOpt, intOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const ReportOptions = z.object({
   record: pathOpt(),
   convention: choiceOpt(["flops", "macs"]).optional(),
-  top: intOpt({ min: 1 }).default(12),
-  html: z.union([z.boolean(), z.string()]).optional(),
+  top: intOpt({ min: 1, max: 100_000 }).default(12),
+  // --html alone: report.html beside the record; --html FILE: there (an empty name is refused)
+  html: z.union([z.boolean(), stringOpt()]).optional(),
 });
 
 /** Reads and validates a RunRecord file; every failure is a UserError naming the file. */

@@ -9,7 +9,7 @@ import { cpus } from "node:os";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { z } from "zod";
-import { DEFAULT_SUMMARY_GPUS } from "../cost/index.ts";
+import { DEFAULT_SUMMARY_GPUS, getGpu, shippedCatalog } from "../cost/index.ts";
 import { parseLeversRecord } from "../cost/measured.ts";
 import { samplerNames } from "../diffusion/samplers/index.ts";
 import { ensureWritableDir, lockDir } from "../media/files.ts";
@@ -17,6 +17,7 @@ import { readJsonFile } from "../report/files.ts";
 import { runSweep, SWEEP_DEFAULTS, type SweepOptions, writeSweepResult } from "../run/sweep.ts";
 import { catchStopSignals } from "../util/signals.ts";
 import {
+  backendOpt,
   choiceOpt,
   intOpt,
   listOpt,
@@ -29,23 +30,23 @@ import {
 
 const Options = z.object({
   steps: listOpt(intOpt({ min: 1, max: 1000 })),
-  samplers: listOpt(z.string()),
+  samplers: listOpt(choiceOpt(samplerNames() as [string, ...string[]])),
   frames: intOpt({ min: 1, max: 1000 }),
   clips: intOpt({ min: 1, max: 100 }),
   referenceClips: intOpt({ min: 1, max: 1000 }),
   seed: intOpt({ min: 0 }),
   fps: intOpt({ min: 1, max: 240 }),
-  model: stringOpt(),
-  backend: stringOpt(),
+  model: pathOpt({ mustExist: "dir" }),
+  backend: backendOpt(),
   threads: intOpt({ min: 1, max: 256 }).optional(),
   workers: intOpt({ min: 1, max: 64 }),
   out: stringOpt(),
   resume: z.boolean().default(false),
   convention: choiceOpt(["flops", "macs"]),
-  localPrice: numberOpt({ min: 0 }).optional(),
-  watts: numberOpt({ gt: 0 }).optional(),
-  kwhPrice: numberOpt({ min: 0 }).optional(),
-  gpus: listOpt(z.string()).optional(),
+  localPrice: numberOpt({ min: 0, max: 10_000 }).optional(),
+  watts: numberOpt({ min: 0.001, max: 100_000 }).optional(),
+  kwhPrice: numberOpt({ min: 0, max: 100 }).optional(),
+  gpus: listOpt(stringOpt()).optional(),
   shard: shardOpt().optional(),
   leversMeasured: pathOpt({ mustExist: "file" }).optional(),
 });
@@ -53,6 +54,9 @@ const Options = z.object({
 /** commander's option object -> the sweep's options (one UserError line for the first bad flag). */
 export function sweepOptionsFrom(raw: Record<string, unknown>): SweepOptions {
   const { leversMeasured: _levers, ...p } = parseOptions(Options, raw);
+  // cells are priced on these after minutes of work: a GPU the catalog lacks fails now
+  const catalog = shippedCatalog();
+  for (const id of p.gpus ?? []) getGpu(catalog, id, "--gpus");
   return { ...p, gpus: p.gpus ?? [...DEFAULT_SUMMARY_GPUS], report: true };
 }
 
@@ -130,28 +134,35 @@ export function register(program: Command): void {
         : null;
       const part = o.shard ? ` of shard ${o.shard.index}/${o.shard.count}` : "";
       let cells = "";
-      const res = await runSweep(
-        {
-          ...o,
-          onStart: (s) => {
-            cells = `${s.kept}/${s.todo + s.kept}`;
-            if (bar) bar.start(Math.max(1, s.totalNfe), 0, { cells });
-            else
-              process.stderr.write(
-                `sweep: ${s.todo} cells${part} to run (${s.kept} kept from before), ${s.totalNfe} NFEs, ${s.workers} workers\n`,
-              );
+      // a sweep that fails (a worker's error, a bad model) must not leave its lock behind
+      let res: Awaited<ReturnType<typeof runSweep>>;
+      try {
+        res = await runSweep(
+          {
+            ...o,
+            onStart: (s) => {
+              cells = `${s.kept}/${s.todo + s.kept}`;
+              if (bar) bar.start(Math.max(1, s.totalNfe), 0, { cells });
+              else
+                process.stderr.write(
+                  `sweep: ${s.todo} cells${part} to run (${s.kept} kept from before), ${s.totalNfe} NFEs, ${s.workers} workers\n`,
+                );
+            },
+            onProgress: (done) => bar?.update(done, { cells }),
+            onCell: (id, done, total) => {
+              cells = `${done}/${total}`;
+              if (!bar) process.stderr.write(`sweep: cell ${id} done (${cells})\n`);
+            },
           },
-          onProgress: (done) => bar?.update(done, { cells }),
-          onCell: (id, done, total) => {
-            cells = `${done}/${total}`;
-            if (!bar) process.stderr.write(`sweep: cell ${id} done (${cells})\n`);
-          },
-        },
-        () => stop.signal !== null,
-      ).finally(() => {
+          () => stop.signal !== null,
+        );
+      } catch (err) {
+        lock.release();
+        throw err;
+      } finally {
         bar?.stop();
         stop.dispose();
-      });
+      }
       let written: Awaited<ReturnType<typeof writeSweepResult>>;
       try {
         written = await writeSweepResult(o, res, levers);

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { DEFAULT_TRAIN, train } from "../diffusion/trainer.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
 import { UserError } from "../util/errors.ts";
-import { intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
+import { backendOpt, intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 // preset stays a string so an unknown one gets the line that lists the presets
 const schema = z.object({
@@ -21,7 +21,7 @@ const schema = z.object({
   // partial context keeps its share, so at most 1 - pPartial of samples can be context-free
   pUncond: numberOpt({ min: 0, max: 1 - DEFAULT_TRAIN.batchOptions.pPartial }),
   seed: intOpt({ min: 0 }),
-  backend: stringOpt(),
+  backend: backendOpt({ auto: true }),
   selfCond: z.boolean().default(false),
 });
 
@@ -71,7 +71,9 @@ export function register(program: Command): void {
       const o = parseOptions(schema, raw);
       const preset: ModelConfig | undefined = PRESETS[o.preset];
       if (!preset)
-        throw new UserError(`unknown preset "${o.preset}"; known presets: ${presetNames().join(", ")}`);
+        throw new UserError(
+          `--preset: unknown preset "${o.preset}"; known presets: ${presetNames().join(", ")}`,
+        );
       const config: ModelConfig = o.selfCond ? { ...preset, selfCond: true } : preset;
       if (!o.minutes && !o.steps) throw new UserError("train needs a budget: pass --minutes M or --steps N");
       if (o.snrFloor > 0 && !(o.snrFloor < o.minSnrGamma))

@@ -208,12 +208,12 @@ export function gpuIds(catalog: Catalog): string[] {
   return catalog.gpus.map((g) => g.id);
 }
 
-/** The GPU with this id, or a UserError listing the known ids. */
-export function getGpu(catalog: Catalog, id: string): Gpu {
+/** The GPU with this id, or a UserError listing the known ids (naming `flag`, the option it came from). */
+export function getGpu(catalog: Catalog, id: string, flag?: string): Gpu {
   const g = catalog.gpus.find((x) => x.id === id);
   if (!g)
     throw new UserError(
-      `unknown GPU "${id}"; known GPUs: ${gpuIds(catalog).join(", ")} (add your own with --catalog FILE)`,
+      `${flag ? `${flag}: ` : ""}unknown GPU "${id}"; known GPUs: ${gpuIds(catalog).join(", ")} (add your own with --catalog FILE)`,
     );
   return g;
 }
