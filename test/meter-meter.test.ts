@@ -234,6 +234,7 @@ describe("Meter hooks: steps, NFEs, frames", () => {
     const steps = 6;
     for (let f = 0; f < 2; f++) {
       meter.beginFrame(f);
+      const hook = meter.stepHook();
       const r = await sampleFrame({
         model,
         context: null,
@@ -241,7 +242,11 @@ describe("Meter hooks: steps, NFEs, frames", () => {
         steps,
         shape: 48,
         rng: new Rng(f + 1),
-        onStep: meter.stepHook(),
+        onStep: (info) => {
+          hook(info);
+          // mid-frame, the cheap totals are the summary's: this frame's NFEs in, its wall time not yet
+          expect(meter.totalsNow()).toEqual(meter.summary().totals);
+        },
       });
       meter.addSamplerFlops(r.samplerFlops);
       const rec = meter.endFrame();
@@ -255,6 +260,7 @@ describe("Meter hooks: steps, NFEs, frames", () => {
       expect(rec.flops).toBe((2 * steps - 1) * 1000 + r.samplerFlops);
     }
     expect(meter.summary().totals).toMatchObject({ frames: 2, steps: 12, nfe: 22 });
+    expect(meter.totalsNow()).toEqual(meter.summary().totals);
     expect(() => meter.stepHook()({ step: 1 })).toThrow("meter: stepHook called outside a frame");
   });
 

@@ -566,6 +566,14 @@ export class Meter {
     };
   }
 
+  /**
+   * The running totals as summary() has them, without building the kernel table: cheap enough to read after
+   * every call (a live display); summary() costs a few hundred microseconds.
+   */
+  totalsNow(): RunRecord["totals"] {
+    return this.totalsRecord(this.frames.reduce((s, f) => s + f.wallMs, 0) + this.outsideFrameMs);
+  }
+
   /** Totals as the record has them: cachedNfe only where some call was cached (records stay as they were). */
   private totalsRecord(wallMs: number): RunRecord["totals"] {
     const { cachedNfe, ...rest } = this.totals;

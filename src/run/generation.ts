@@ -94,7 +94,9 @@ export interface GenerationProgress {
   predX0: Float32Array;
   /** the first clip's sample after this call; once step === steps, the finished frame (before clipping) */
   sample: Float32Array;
-  /** the meter's measurements so far (the open frame's NFEs and FLOPs are in its totals, its wall time is not) */
+  /** the meter's totals so far (the open frame's NFEs and FLOPs are in them, its wall time is not) */
+  totals: RunRecord["totals"];
+  /** the meter's measurements so far: timings, kernels (a few hundred microseconds: read it when needed) */
   metered: () => MeterSummary;
 }
 
@@ -466,6 +468,7 @@ async function generateWith(o: GenerationOptions, l: LoadedNetwork, meter: Meter
             xt: info.xt.subarray(0, n),
             predX0: info.predX0.subarray(0, n),
             sample: info.sample.subarray(0, n),
+            totals: meter.totalsNow(),
             metered,
           });
         },

@@ -133,22 +133,26 @@ export function pricedCatalog(catalog: Catalog, gpu: string, usdPerHour: number 
   return mergeCatalog(catalog, { gpus: [{ id: gpu, prices: [quote] }] }, "the page's GPU price");
 }
 
+/** How often the live counters read the meter's timings and kernels (summary() costs ~0.3 ms). */
+const SUMMARY_EVERY_MS = 100;
+
 /**
  * One frame of the run as if it ended now, for the live counters: the wall clock since the run began over
- * the frames done so far (the open one by its share of steps). The cost functions read only totals,
- * kernels, video and sampler.nfePerFrame of it; null before a step is done (Heun's first call).
+ * the frames done so far (the open one by its share of steps), with the kernels of the latest summary. The
+ * cost functions read only totals, kernels, video and sampler.nfePerFrame of it; null before a step is
+ * done (Heun's first call).
  */
 function liveFrame(
-  m: MeterSummary,
   p: GenerationProgress,
+  m: Pick<MeterSummary, "kernels" | "flopsPerNfe">,
   wallMs: number,
   fps: number,
   size: number,
 ): MeteredRun | null {
-  const framesDone = m.totals.frames + p.step / p.steps;
+  const framesDone = p.totals.frames + p.step / p.steps;
   if (framesDone <= 0) return null;
   return {
-    totals: { ...m.totals, frames: 1, nfe: p.nfePerFrame, wallMs: wallMs / framesDone },
+    totals: { ...p.totals, frames: 1, nfe: p.nfePerFrame, wallMs: wallMs / framesDone },
     kernels: m.kernels,
     video: { frames: p.frames, fps, width: size, height: size },
     model: { name: "live", params: 0, flopsPerNfe: m.flopsPerNfe, flopsPerNfeAnalytic: null, config: {} },
@@ -318,25 +322,37 @@ export class Runner {
         frames: r.frames,
         steps: r.steps,
       });
+      let summary: MeterSummary | null = null;
+      let summaryAt = 0;
+      let onGpu: number | null | undefined;
       const t0 = performance.now();
       const res = await runGeneration(
         {
           ...this.generationOptions(r),
           shouldStop: () => run.stop !== null,
           onProgress: (p) => {
-            // taken now (the meter moves on); sent once the next call is under way, off the timed path
-            const m = p.metered();
-            const wallMs = performance.now() - t0;
+            // taken now (the meter moves on); sent once the next call is under way, off the timed path;
+            // timings and kernels are read at most every SUMMARY_EVERY_MS and at the end of each frame
+            const now = performance.now();
+            if (summary === null || now - summaryAt >= SUMMARY_EVERY_MS || p.step === p.steps) {
+              summary = p.metered();
+              summaryAt = now;
+              onGpu = undefined;
+            }
+            const m = summary;
+            const wallMs = now - t0;
             const xt = frameToRgb(p.xt, size, size);
             const x0 = frameToRgb(p.predX0, size, size);
             const done = p.step === p.steps ? frameToRgb(p.sample, size, size) : null;
             setImmediate(() => {
-              const live = liveFrame(m, p, wallMs, fps, size);
+              const live = liveFrame(p, m, wallMs, fps, size);
               const local =
                 live && r.localUsdPerHour !== null
                   ? localCost(live, { localUsdPerHour: r.localUsdPerHour })!.usdPerVideoMinute
                   : null;
-              const onGpu = live ? extrapolateRun(live, { gpu, catalog }).usdPerVideoMinute : null;
+              // the GPU's figure follows the kernels and NFEs per frame only: once per summary
+              if (live && onGpu === undefined)
+                onGpu = extrapolateRun(live, { gpu, catalog }).usdPerVideoMinute;
               sink.send("step", {
                 id: run.id,
                 frame: p.frame,
@@ -344,11 +360,11 @@ export class Runner {
                 step: p.step,
                 steps: p.steps,
                 t: p.t,
-                nfe: m.totals.nfe,
+                nfe: p.totals.nfe,
                 nfeTotal: p.nfePerFrame * p.frames,
-                flops: m.totals.flops,
+                flops: p.totals.flops,
                 msPerNfe: m.nfeTiming.medianMs,
-                usdPerVideoMinute: { local, gpu: onGpu },
+                usdPerVideoMinute: { local, gpu: onGpu ?? null },
                 xt: b64(xt),
                 x0: b64(x0),
               });

@@ -326,11 +326,7 @@ function chart(svg, points, { xLabel, xFormat, title, real, colourOf }) {
   if (real !== null) {
     svg.append(el("line", { x1: m.l, x2: W - m.r, y1: sy(real), y2: sy(real), class: "real" }));
     svg.append(
-      el(
-        "text",
-        { x: W - m.r - 4, y: sy(real) - 4, "text-anchor": "end", class: "real-label" },
-        `real frames ${real.toFixed(2)}`,
-      ),
+      el("text", { x: m.l + 4, y: sy(real) - 4, class: "real-label" }, `real frames ${real.toFixed(2)}`),
     );
   }
   for (const key of new Set(points.map((p) => p.series))) {
