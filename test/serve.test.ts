@@ -47,9 +47,12 @@ interface Event {
   data: Record<string, unknown> & { id?: string };
 }
 
-/** Reads a text/event-stream body to its end (or until `until` says stop). */
-async function readEvents(res: Response, until?: (e: Event) => boolean): Promise<Event[]> {
-  const events: Event[] = [];
+/** Reads a text/event-stream body to its end (or until `until` says stop); `events` fills as they come. */
+async function readEvents(
+  res: Response,
+  until?: (e: Event) => boolean,
+  events: Event[] = [],
+): Promise<Event[]> {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -316,7 +319,8 @@ describe("framecost serve: runs", () => {
   });
 
   it("runs two requests at once one after the other, each stream with only its own events and pictures", async () => {
-    const a = { ...base, seed: 1, steps: 3, guidance: null as number | null };
+    // a long enough for b to arrive while it runs
+    const a = { ...base, seed: 1, steps: 40, guidance: null as number | null };
     const b = { ...base, model: STUDENT, sampler: "ddim", steps: 2, seed: 2, guidance: 0 as number | null };
     const [ea, eb] = await Promise.all([
       post(a).then((r) => readEvents(r)),
@@ -363,19 +367,12 @@ describe("framecost serve: runs", () => {
 
   it("Stop ends a run within a step: run.json marked incomplete; a queued run whose connection closes never runs", async () => {
     const long = await post({ ...base, steps: 1000 });
-    const longEvents = readEvents(long);
-    // wait until it runs, then queue a second one and close its connection
-    let longId = "";
-    for (let i = 0; i < 200 && !longId; i++) {
-      longId = (
-        (await (await fetch(`${server.url}api/runs`)).json()) as {
-          runs: Array<{ id: string; status: string }>;
-        }
-      ).runs
-        .filter((r) => r.status === "running")
-        .map((r) => r.id)[0];
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const longSeen: Event[] = [];
+    const longEvents = readEvents(long, undefined, longSeen);
+    // wait until it steps, then queue a second one and close its connection
+    for (let i = 0; i < 500 && !longSeen.some((e) => e.event === "step"); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    const longId = longSeen[0].data.id as string;
     const abort = new AbortController();
     const queued = await post({ ...base, seed: 99 }, abort.signal);
     const first = await readEvents(queued, () => true);
@@ -383,6 +380,19 @@ describe("framecost serve: runs", () => {
     const queuedId = first[0].data.id as string;
     abort.abort();
     await waitForStatus(queuedId, "stopped");
+    // a queued run stopped with Stop is told so, and its stream ends
+    const third = await post({ ...base, seed: 98 });
+    const thirdEvents = readEvents(third);
+    let thirdId = "";
+    for (let i = 0; i < 200 && !thirdId; i++) {
+      thirdId = server.runner.list().find((r) => r.status === "queued")?.id ?? "";
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect((await fetch(`${server.url}api/runs/${thirdId}/stop`, { method: "POST" })).status).toBe(200);
+    expect((await thirdEvents).map((e) => [e.event, e.data.id])).toEqual([
+      ["queued", thirdId],
+      ["stopped", thirdId],
+    ]);
 
     const stop = await fetch(`${server.url}api/runs/${longId}/stop`, { method: "POST" });
     expect(await stop.json()).toEqual({ id: longId, stopping: true });
@@ -399,6 +409,7 @@ describe("framecost serve: runs", () => {
     const lastStep = events.filter((e) => e.event === "step").at(-1)!.data;
     expect(record.totals.nfe - (lastStep.nfe as number)).toBeLessThanOrEqual(2);
     expect(existsSync(join(out, queuedId))).toBe(false);
+    expect(existsSync(join(out, thirdId))).toBe(false);
     expect((await fetch(`${server.url}api/runs/${longId}/stop`, { method: "POST" })).status).toBe(404);
   });
 
