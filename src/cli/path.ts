@@ -58,8 +58,10 @@ const SweepLikeSchema = z.object({
 
 async function readSweep(path: string): Promise<SweepLike> {
   const data = await readJsonFile(path);
+  // a file that says it is a framecost sweep record is read as one (its schemaVersion checked)
+  const claims = data !== null && typeof data === "object" && "schemaVersion" in data;
   const minimal = SweepLikeSchema.safeParse(data);
-  if (minimal.success) return minimal.data;
+  if (minimal.success && !claims) return minimal.data;
   // not even the minimal shape: let the full schema name the problem
   return parseSweepRecord(data, path);
 }

@@ -13,6 +13,7 @@ import { DEFAULT_SUMMARY_GPUS, getGpu, shippedCatalog } from "../cost/index.ts";
 import { parseLeversRecord } from "../cost/measured.ts";
 import { samplerNames } from "../diffusion/samplers/index.ts";
 import { ensureWritableDir, lockDir } from "../media/files.ts";
+import { loadWeights } from "../model/io.ts";
 import { readJsonFile } from "../report/files.ts";
 import { runSweep, SWEEP_DEFAULTS, type SweepOptions, writeSweepResult } from "../run/sweep.ts";
 import { catchStopSignals } from "../util/signals.ts";
@@ -119,6 +120,8 @@ export function register(program: Command): void {
         leversFile === undefined
           ? null
           : parseLeversRecord(await readJsonFile(leversFile), `--levers-measured ${leversFile}`);
+      // the workers load the weights too, after the sweep has started: a broken model folder fails now
+      loadWeights(o.model);
       ensureWritableDir(o.out, "--out");
       const lock = lockDir(o.out, "sweep", "--out");
       const stop = catchStopSignals((signal) => {

@@ -120,8 +120,9 @@ function describeIssue(where: string, error: z.ZodError, root: unknown, prefix: 
   }
   if (seen === undefined) {
     const last = String(path[path.length - 1] ?? "");
-    const hint = last === "source" || last === "asOf" ? `; ${SOURCE_HINT}` : "";
-    return `${where}: ${field} is missing${hint}`;
+    const hint =
+      last === "source" || last === "asOf" ? SOURCE_HINT : "add it (fields: see src/cost/gpus.json)";
+    return `${where}: ${field} is missing; ${hint}`;
   }
   const shown = JSON.stringify(seen);
   return `${where}: ${field} ${issue.message.replace(/^Invalid input: /, "")}, got ${shown && shown.length > 60 ? `${shown.slice(0, 57)}...` : shown}`;
@@ -198,7 +199,7 @@ export function loadCatalog(userFile?: string): Catalog {
     data = JSON.parse(text);
   } catch (err) {
     throw new UserError(
-      `--catalog ${userFile}: not valid JSON (${err instanceof Error ? err.message : String(err)})`,
+      `--catalog ${userFile}: not valid JSON (${err instanceof Error ? err.message : String(err)}); pass a JSON file shaped like src/cost/gpus.json`,
     );
   }
   return mergeCatalog(base, data, `catalog ${userFile}`);

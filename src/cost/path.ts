@@ -160,7 +160,10 @@ export function parseLeversFile(data: unknown, where: string): LeverOverride[] {
         `${where}: ${field} has unknown field(s) ${issue.keys.join(", ")}; a lever takes name, enabled, factor, source`,
       );
     }
-    if (v === undefined) throw new UserError(`${where}: ${field} is missing`);
+    if (v === undefined)
+      throw new UserError(
+        `${where}: ${field} is missing; add it (a lever file is {"levers": [{"name", "enabled"?, "factor"?, "source"?}]})`,
+      );
     throw new UserError(
       `${where}: ${field} ${issue.message.replace(/^Invalid input: /, "")}, got ${JSON.stringify(v)}`,
     );

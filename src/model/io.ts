@@ -153,48 +153,60 @@ export function loadWeights(dir: string, expect?: ModelConfig): LoadedWeights {
     );
   }
   const manifestPath = join(dir, "model.json");
+  // every refusal below names the file and ends with what to do about it
+  const FIX = `restore ${dir} from git, or retrain it (framecost train --out ${dir})`;
   if (!existsSync(manifestPath)) {
     throw new UserError(
       `${manifestPath} is missing; a model folder needs model.json and weights.bin (train one with: framecost train --out ${dir})`,
     );
   }
+  if (statSync(manifestPath).isDirectory())
+    throw new UserError(`${manifestPath} is a folder, not a file; ${FIX}`);
   let manifest: WeightsManifest;
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
   } catch (err) {
-    throw new UserError(
-      `${manifestPath} is not valid JSON (${(err as Error).message}); restore it from git or retrain`,
-    );
+    throw new UserError(`${manifestPath} is not valid JSON (${(err as Error).message}); ${FIX}`);
   }
-  if (manifest?.format !== WEIGHTS_FORMAT) {
+  if (manifest === null || typeof manifest !== "object" || Array.isArray(manifest))
+    throw new UserError(`${manifestPath} is not a model manifest (a JSON object); ${FIX}`);
+  if (manifest.format !== WEIGHTS_FORMAT) {
     throw new UserError(
-      `${manifestPath}: "format" is ${JSON.stringify(manifest?.format)}, expected "${WEIGHTS_FORMAT}"`,
+      `${manifestPath}: "format" is ${JSON.stringify(manifest.format)}, expected "${WEIGHTS_FORMAT}"; ${FIX}`,
     );
   }
   if (manifest.formatVersion !== WEIGHTS_FORMAT_VERSION) {
     throw new UserError(
-      `${manifestPath}: formatVersion ${manifest.formatVersion} is not supported (this framecost reads ${WEIGHTS_FORMAT_VERSION})`,
+      `${manifestPath}: formatVersion ${JSON.stringify(manifest.formatVersion)} is not supported (this framecost reads ${WEIGHTS_FORMAT_VERSION}); use the framecost that wrote it, or ${FIX}`,
     );
   }
-  if (!(manifest.dtype in BYTES)) {
+  if (typeof manifest.dtype !== "string" || !(manifest.dtype in BYTES)) {
     throw new UserError(
-      `${manifestPath}: dtype ${JSON.stringify(manifest.dtype)} is not supported (this framecost reads ${Object.keys(BYTES).join(", ")})`,
+      `${manifestPath}: dtype ${JSON.stringify(manifest.dtype)} is not supported (this framecost reads ${Object.keys(BYTES).join(", ")}); ${FIX}`,
     );
   }
   const config = manifest.config;
+  if (config === null || typeof config !== "object" || Array.isArray(config))
+    throw new UserError(`${manifestPath}: "config" is ${JSON.stringify(config)}, not a model config; ${FIX}`);
   try {
     validateConfig(config);
   } catch (err) {
-    throw new UserError(`${manifestPath}: ${(err as Error).message}`);
+    throw new UserError(`${manifestPath}: ${(err as Error).message}; ${FIX}`);
   }
+  if (!Array.isArray(manifest.params) || typeof manifest.weightsFile !== "string")
+    throw new UserError(
+      `${manifestPath}: ${Array.isArray(manifest.params) ? '"weightsFile"' : '"params" (the parameter layout)'} is missing; ${FIX}`,
+    );
   const slots = paramSlots(config);
   const mismatch = slots.find(
     (s, i) =>
-      manifest.params[i]?.name !== s.name || manifest.params[i]?.shape.join("x") !== s.shape.join("x"),
+      manifest.params[i]?.name !== s.name ||
+      !Array.isArray(manifest.params[i]?.shape) ||
+      manifest.params[i].shape.join("x") !== s.shape.join("x"),
   );
   if (mismatch || manifest.params.length !== slots.length) {
     throw new UserError(
-      `${manifestPath}: parameter layout does not match its config (first difference at "${mismatch?.name ?? "the parameter count"}"); the file is corrupt`,
+      `${manifestPath}: parameter layout does not match its config (first difference at "${mismatch?.name ?? "the parameter count"}"); the file is corrupt: ${FIX}`,
     );
   }
   if (expect) {
@@ -211,13 +223,15 @@ export function loadWeights(dir: string, expect?: ModelConfig): LoadedWeights {
   }
   const weightsPath = join(dir, manifest.weightsFile);
   if (!existsSync(weightsPath)) {
-    throw new UserError(`${weightsPath} is missing; model.json names it as the weights file`);
+    throw new UserError(`${weightsPath} is missing; model.json names it as the weights file: ${FIX}`);
   }
+  if (statSync(weightsPath).isDirectory())
+    throw new UserError(`${weightsPath} is a folder, not the weights file model.json names; ${FIX}`);
   const buf = readFileSync(weightsPath);
   const expectedBytes = paramCount(config) * BYTES[manifest.dtype];
   if (buf.byteLength !== expectedBytes || buf.byteLength !== manifest.byteLength) {
     throw new UserError(
-      `${weightsPath} has ${buf.byteLength} bytes, but the "${config.name}" model needs ${expectedBytes}: the file is truncated or corrupt`,
+      `${weightsPath} has ${buf.byteLength} bytes, but the "${config.name}" model needs ${expectedBytes}: the file is truncated or corrupt; ${FIX}`,
     );
   }
   const sha = createHash("sha256").update(buf).digest("hex");

@@ -36,20 +36,20 @@ export async function mergeSweeps(
       `${merged.info.missing.length} of ${total} cells are missing: ${missing}; run \`framecost sweep\` with the same options and ${shards.join(", ")} (add --resume to keep finished cells) and merge again, or pass --partial to merge what there is`,
     );
   }
-  await mkdir(join(out, "cells"), { recursive: true });
+  // every cell's record is read and checked before anything is written: a bad one leaves no half-merged folder
+  const copies: Array<{ to: string; record: ReturnType<typeof validateRunRecord> }> = [];
   const cells: SweepCell[] = [];
   for (const { cell, dir, id } of merged.cells) {
     const rel = `cells/${id}.json`;
     if (typeof cell.record === "string") {
       const from = resolve(dir, cell.record);
       const to = resolve(out, rel);
-      if (from !== to) {
-        const record = validateRunRecord(await readJsonFile(from), from);
-        await writeFileAtomic(to, serializeRunRecord(record));
-      }
+      if (from !== to) copies.push({ to, record: validateRunRecord(await readJsonFile(from), from) });
     }
     cells.push({ ...cell, record: typeof cell.record === "string" ? rel : cell.record });
   }
+  await mkdir(join(out, "cells"), { recursive: true });
+  for (const c of copies) await writeFileAtomic(c.to, serializeRunRecord(c.record));
   const id = merged.info.identity;
   const sweep = buildSweepRecord({
     grid: { steps: id.steps, samplers: id.samplers, frames: id.frames },
