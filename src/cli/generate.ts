@@ -16,7 +16,7 @@ import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
 import { presetNames } from "../model/config.ts";
 import { readSamplingDefaults } from "../model/io.ts";
 import { describeGuidance } from "../report/tables.ts";
-import { checkGenerationOptions, runGeneration } from "../run/generation.ts";
+import { checkGenerationOptions, DEFAULT_SAMPLING, runGeneration } from "../run/generation.ts";
 import { catchStopSignals, type StopSignals } from "../util/signals.ts";
 import {
   backendOpt,
@@ -145,7 +145,7 @@ function progressReporter(json: boolean) {
 }
 
 /** Used where neither the command line nor the model folder names a sampler or steps. */
-export const GENERATE_DEFAULTS = { sampler: "ddpm", steps: 20 };
+export const GENERATE_DEFAULTS = DEFAULT_SAMPLING;
 
 export async function generateCommand(opts: Opts): Promise<number> {
   const folder = readSamplingDefaults(opts.model);

@@ -11,14 +11,14 @@ import { listModels } from "../serve/models.ts";
 import { startServer } from "../serve/server.ts";
 import { UserError } from "../util/errors.ts";
 import { catchStopSignals } from "../util/signals.ts";
-import { choiceOpt, intOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
+import { backendOpt, intOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 
 const Options = z.object({
   port: intOpt({ min: 0, max: 65_535 }),
   host: stringOpt(),
   models: pathOpt({ mustExist: "dir" }),
   out: stringOpt(),
-  backend: choiceOpt(["tensorflow", "wasm", "cpu", "onnx"]).optional(),
+  backend: backendOpt().optional(),
   threads: intOpt({ min: 1, max: 256 }).optional(),
   catalog: pathOpt({ mustExist: "file" }).optional(),
 });

@@ -74,6 +74,9 @@ export interface GenerationOptions {
   shouldStop?: () => boolean;
 }
 
+/** The sampler and steps a run uses where neither the caller nor the model folder (model.json "sampling") names them. */
+export const DEFAULT_SAMPLING = { sampler: "ddpm", steps: 20 };
+
 /** After every network call: where the run is, what the call saw and predicted, and the meter so far. */
 export interface GenerationProgress {
   /** frame index in the run (clip c's frame i is c * frames + i) */

@@ -20,8 +20,9 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type Catalog, chosenPrice, gpuIds } from "../cost/index.ts";
+import { type Catalog, chosenPrice, DEFAULT_SUMMARY_GPUS, gpuIds } from "../cost/index.ts";
 import { SAMPLERS, samplerNames } from "../diffusion/samplers/index.ts";
+import { DEFAULT_SAMPLING } from "../run/generation.ts";
 import { UserError } from "../util/errors.ts";
 import { listModels } from "./models.ts";
 import { LIMITS, parseRunRequest } from "./request.ts";
@@ -116,7 +117,8 @@ function options(o: ServeOptions, catalog: Catalog) {
     }),
     limits: LIMITS,
     fps: o.fps ?? 24,
-    defaults: { sampler: "ddpm", steps: 20, seed: 0, frames: 1, gpu: "h100-sxm" },
+    // generate's: its sampler and steps, and the first GPU its summary prices
+    defaults: { ...DEFAULT_SAMPLING, seed: 0, frames: 1, gpu: DEFAULT_SUMMARY_GPUS[0] },
   };
 }
 
