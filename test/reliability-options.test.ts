@@ -12,7 +12,7 @@
  * options were accepted); a sample per command runs the real CLI end to end.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import fc from "fast-check";
@@ -388,6 +388,14 @@ async function run(o: DeclaredOption, value: string): Promise<CliResult & { sche
   return { ...r, schema: hooks.schemas[0] };
 }
 
+function walk(dir: string): string[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? walk(p) : [p];
+  });
+}
+
 const kinds = new Map<string, Kind>();
 const tally = { cases: 0, refused: 0, accepted: 0, byCommand: new Map<string, number>() };
 
@@ -406,8 +414,9 @@ afterAll(() => {
   process.chdir(cwd);
   rmSync(tmp, { recursive: true, force: true });
   const per = [...tally.byCommand].map(([c, n]) => `${c} ${n}`).join(", ");
+  const valued = options.filter((o) => o.value !== "none").length;
   console.log(
-    `reliability-options: ${tally.cases} cases in process (${tally.refused} refused as they must be, ${tally.accepted} good values accepted) over ${options.length} options of ${files.length} commands: ${per}`,
+    `reliability-options: ${tally.cases} cases in process (${tally.refused} refused as they must be, ${tally.accepted} good values accepted) over the ${valued} options that take a value (of ${options.length}) of ${files.length} commands: ${per}`,
   );
 });
 
@@ -479,6 +488,9 @@ describe("every option of every command, fuzzed in process", () => {
         .catch(() => {});
     }
     expect(failures).toEqual([]);
+    // refused or stopped at a stub, no run wrote a file (or left a lock) in its output folder
+    const outs = readdirSync(tmp).filter((n) => n.startsWith("out-") || n.startsWith("ckpt-"));
+    expect(outs.flatMap((n) => walk(T(n)))).toEqual([]);
   }, 300_000);
 });
 
