@@ -9,6 +9,9 @@
  * 2. Generations: the whole metered loop (`runGeneration`, ddpm 20 steps, guided), arms interleaved
  *    repetition by repetition so a change in machine load hits every arm alike: median wall per frame,
  *    ratios, FLOPs and NFEs per frame as metered.
+ * 2b. int8 against fp32 by configuration: intra-op threads 1 and 2, one call at batch 1 and 4 (64 and 256
+ *    token rows per GEMM), whole generations of one clip and of `--clips` clips batched; each pair
+ *    alternating (calls) or interleaved (generations) in its own sessions, so every ratio is side by side.
  * 3. Quality on the model-card protocol (src/run/evaluate.ts DEFAULT_EVALUATION, on onnx) for the
  *    baseline, int8, cache 2 and cache 3; batched calls are checked to draw the same frames bit for bit.
  *
@@ -17,6 +20,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { tokensOf } from "../src/model/config.ts";
 import { loadWeights } from "../src/model/io.ts";
 import { type OnnxCall, OnnxDiT } from "../src/model/onnx-export.ts";
 import { DEFAULT_EVALUATION, type Evaluation, evaluateModel } from "../src/run/evaluate.ts";
@@ -55,6 +59,8 @@ const out: Record<string, unknown> = { threads, cpu: (await import("node:os")).c
   const n = cfg.imageSize * cfg.imageSize * cfg.channels;
   const fp32 = await OnnxDiT.create(cfg, w.flat, { threads, guide: g.flat });
   const int8 = await OnnxDiT.create(cfg, w.flat, { threads, precision: "int8", guide: g.flat });
+  // the int8 graph before the timestep and adaLN layers were quantized too
+  const int8Blocks = await OnnxDiT.create(cfg, w.flat, { threads, precision: "int8", int8Layers: ["token"] });
   const guide = await OnnxDiT.create(cfg, g.flat, { threads });
   const x = new Rng(7).normals(n);
   const ctx = new Float32Array(cfg.contextFrames * n);
@@ -68,6 +74,7 @@ const out: Record<string, unknown> = { threads, cpu: (await import("node:os")).c
   const arms: Array<{ name: string; nfe: number; run: () => Promise<unknown> }> = [
     { name: "fp32", nfe: 1, run: one(fp32, {}) },
     { name: "int8", nfe: 1, run: one(int8, {}) },
+    { name: "int8 blocks only", nfe: 1, run: one(int8Blocks, {}) },
     { name: "fp32 cached", nfe: 1, run: one(fp32, { cache: "cached", deltas }) },
     { name: "int8 cached", nfe: 1, run: one(int8, { cache: "cached", deltas }) },
     {
@@ -115,15 +122,16 @@ const out: Record<string, unknown> = { threads, cpu: (await import("node:os")).c
       `  ${r.arm.padEnd(22)} ${r.msPerCall.toFixed(3).padStart(8)} ms  ${(r.msPerCall / r.nfe).toFixed(3).padStart(8)} ms/NFE  speed x${((base * r.nfe) / r.msPerCall).toFixed(2)} per NFE vs fp32`,
     );
   }
-  const pairRatio = rows[4].msPerCall / rows[5].msPerCall;
+  const row = (name: string) => rows.find((r) => r.arm === name) as (typeof rows)[number];
+  const pairRatio = row("model, guide: 2 runs").msPerCall / row("model + guide: 1 run").msPerCall;
   console.log(
-    `  int8 / fp32 speed: ${(base / rows[1].msPerCall).toFixed(2)}x; model + guide in one run: ${pairRatio.toFixed(2)}x two runs`,
+    `  int8 / fp32 speed: ${(base / row("int8").msPerCall).toFixed(2)}x (blocks only: ${(base / row("int8 blocks only").msPerCall).toFixed(2)}x); model + guide in one run: ${pairRatio.toFixed(2)}x two runs`,
   );
   console.log(
     `  int8 vs fp32 prediction, same inputs: max |diff| ${maxDiff.toFixed(4)} (mean |y| ${meanAbs.toFixed(4)})`,
   );
   out.calls = { rounds, rows, int8MaxDiff: maxDiff, meanAbsPrediction: meanAbs };
-  await Promise.all([fp32.dispose(), int8.dispose(), guide.dispose()]);
+  await Promise.all([fp32.dispose(), int8.dispose(), int8Blocks.dispose(), guide.dispose()]);
 }
 
 // ---- 2. generations -----------------------------------------------------------------------------
@@ -213,6 +221,88 @@ console.log(
   `  batched frames equal unbatched bit for bit: guide ${batchedSame}, ${clips} clips ${clipsSame}`,
 );
 out.generations = { reps, rows: genRows, batchedSame, clipsSame };
+
+// ---- 2b. int8 against fp32 by configuration ----------------------------------------------------------
+{
+  const w = loadWeights(args.model);
+  const cfg = w.config;
+  const n = cfg.imageSize * cfg.imageSize * cfg.channels;
+  const rng = new Rng(9);
+  console.log(
+    `\n2b. int8 against fp32 by configuration (calls: alternating, host work included; generations: ddpm 20 guided, model + guide in one run, ${args.frames} frames per clip, median of ${reps} interleaved)`,
+  );
+  const configs: Array<Record<string, unknown>> = [];
+  for (const t of [1, 2]) {
+    for (const batch of [1, clips]) {
+      const arms = await Promise.all(
+        (["fp32", "int8"] as const).map((precision) =>
+          OnnxDiT.create(cfg, w.flat, { threads: t, precision, batches: [batch] }),
+        ),
+      );
+      const x = rng.normals(batch * n);
+      const ctx = new Float32Array(batch * cfg.contextFrames * n);
+      const mask = new Array(batch * cfg.contextFrames).fill(0);
+      const ts = new Array(batch).fill(700);
+      const ms = arms.map(() => [] as number[]);
+      const rounds = Math.max(20, Math.round(Number(args.calls) / batch));
+      for (let r = 0; r < rounds + 20; r++) {
+        for (let j = 0; j < 2; j++) {
+          const k = (r + j) % 2;
+          const t0 = performance.now();
+          await arms[k].predict(x, ts, ctx, mask);
+          if (r >= 20) ms[k].push(performance.now() - t0);
+        }
+      }
+      const [a, b] = ms.map(median);
+      configs.push({ threads: t, kind: "call", batch, fp32Ms: a, int8Ms: b, speed: a / b });
+      console.log(
+        `  ${t} thread${t > 1 ? "s" : " "}, one call, batch ${batch} (${batch * tokensOf(cfg)} rows)`.padEnd(
+          44,
+        ) +
+          `fp32 ${a.toFixed(3).padStart(7)} ms  int8 ${b.toFixed(3).padStart(7)} ms  int8 x${(a / b).toFixed(2)}`,
+      );
+      await Promise.all(arms.map((m) => m.dispose()));
+    }
+    const opts = { ...base, threads: t, batchCalls: true };
+    const l32 = await loadNetwork(opts);
+    const l8 = await loadNetwork({ ...opts, precision: "int8", calibration: l32.backend.calibration });
+    for (const c of [1, clips]) {
+      const pair = [
+        { o: { ...opts, clips: c, calibration: l32.backend.calibration }, l: l32 },
+        { o: { ...opts, clips: c, precision: "int8" as const, calibration: l32.backend.calibration }, l: l8 },
+      ];
+      const ms = [[], []] as number[][];
+      for (let r = 0; r < reps + 1; r++) {
+        for (let j = 0; j < 2; j++) {
+          const k = (r + j) % 2;
+          const res = await runGeneration(pair[k].o, pair[k].l);
+          if (r > 0) ms[k].push(res.record.totals.wallMs / res.record.totals.frames);
+        }
+      }
+      const [a, b] = ms.map(median);
+      configs.push({
+        threads: t,
+        kind: "generation",
+        clips: c,
+        batchCalls: true,
+        fp32MsPerFrame: a,
+        int8MsPerFrame: b,
+        speed: a / b,
+      });
+      console.log(
+        `  ${t} thread${t > 1 ? "s" : " "}, generation, ${c > 1 ? `${c} clips batched` : "1 clip"}`.padEnd(
+          44,
+        ) +
+          `fp32 ${a.toFixed(1).padStart(7)} ms/frame  int8 ${b.toFixed(1).padStart(7)} ms/frame  int8 x${(a / b).toFixed(2)}`,
+      );
+    }
+    for (const l of [l32, l8]) {
+      l.net.dispose();
+      l.guide?.net.dispose();
+    }
+  }
+  out.int8ByConfiguration = configs;
+}
 
 // ---- 3. quality ---------------------------------------------------------------------------------
 if (args.quality === "on") {

@@ -171,11 +171,23 @@ describe("int8", () => {
     expect(r8.record.model.precision).toBe("int8");
     expect(r32.record.model.precision).toBe("fp32");
     const mmi = r8.record.kernels.find((k) => k.name === "MatMulInteger");
-    // 6 dense layers per block over T rows: 2*T*(4 D^2 + 8 D^2) MACs as FLOPs, + T*(4D + 4D + ... ) zero points
+    const dql = r8.record.kernels.find((k) => k.name === "DynamicQuantizeLinear");
+    // per block, 6 dense layers over T rows: 2*T*(4 D^2 + 8 D^2) MACs as FLOPs, + T*(4D + 4D + ... ) zero
+    // points, and adaLN on 1 row: 2*6 D^2 + D; once, the final adaLN (2*2 D^2 + D) and the timestep
+    // embedding (2*F*D + F, 2*D^2 + D)
     const T = tokensOf(cfg);
     const D = cfg.width;
-    expect(mmi?.countPerNfe).toBe(6 * cfg.depth);
-    expect(mmi?.flopsPerNfe).toBe(cfg.depth * (2 * T * 12 * D * D + T * (5 * D + 4 * D)));
+    const F = cfg.freqDim;
+    expect(mmi?.countPerNfe).toBe(7 * cfg.depth + 3);
+    expect(mmi?.flopsPerNfe).toBe(
+      cfg.depth * (2 * T * 12 * D * D + T * (5 * D + 4 * D) + 2 * 6 * D * D + D) +
+        (2 * 2 * D * D + D) +
+        (2 * F * D + F) +
+        (2 * D * D + D),
+    );
+    // one quantization per activation: 4 per block (q, k and v share one), t_feat, silu(a1), silu(c)
+    expect(dql?.countPerNfe).toBe(4 * cfg.depth + 3);
+    expect(dql?.flopsPerNfe).toBe(4 * (cfg.depth * T * (3 * D + 4 * D) + F + 2 * D));
     expect(r8.record.uncounted).toEqual([]);
   });
 

@@ -112,9 +112,21 @@ export type CacheVariant =
 
 export interface ForwardOptions {
   cache?: CacheVariant;
-  /** replaces x W of the blocks' token-row dense layers (the int8 export); the bias add stays */
-  weightMatMul?: (x: string, w: string, name: string) => string;
+  /**
+   * replaces x W of a dense layer (the int8 export) where it returns a value, null keeps it fp32; the bias
+   * add stays. Asked for every dense layer: `kind` "token" for the blocks' token-row layers, "cond" for the
+   * adaLN and timestep layers on [B, *] rows, "io" for the patch embedding and the final layer.
+   */
+  weightMatMul?: (x: string, w: string, name: string, kind: DenseKind) => string | null;
 }
+
+/**
+ * The model's dense layers by what they read: "token" the blocks' token-row layers (q, k, v, o, MLP:
+ * most of the FLOPs), "cond" the timestep embedding and the adaLN layers on [B, *] conditioning rows
+ * (few FLOPs but [D, 6D] weights per block: at batch 1 a matrix-vector product bound by reading them),
+ * "io" the patch embedding and the final layer.
+ */
+export type DenseKind = "token" | "cond" | "io";
 
 /**
  * Adds forwardTokens (dit.ts) to `g`: inputs tokens, missing [T*B, P] and
@@ -138,11 +150,14 @@ export function buildDiTForward(
   const P = patchInputDim(cfg);
   const H = cfg.heads;
   const dh = D / H;
-  const dense = (x: string, w: string, b: string, name: string) =>
-    g.add(g.matMul(x, param(w), `${name}/MatMul`), param(b), `${name}/Add`); // [N, in] -> [N, out]
-  // a block's dense layers over token rows: where most FLOPs are, and what an int8 graph quantizes
+  // [N, in] -> [N, out]; an int8 graph may replace x W
+  const product = (x: string, w: string, name: string, kind: DenseKind) =>
+    opts.weightMatMul?.(x, w, name, kind) ?? g.matMul(x, param(w), `${name}/MatMul`);
+  const dense = (x: string, w: string, b: string, name: string, kind: "cond" | "io" = "cond") =>
+    g.add(product(x, w, name, kind), param(b), `${name}/Add`);
+  // a block's dense layers over token rows: where most FLOPs are
   const tokenDense = (x: string, w: string, b: string, name: string) =>
-    opts.weightMatMul ? g.add(opts.weightMatMul(x, w, name), param(b), `${name}/Add`) : dense(x, w, b, name);
+    g.add(product(x, w, name, "token"), param(b), `${name}/Add`);
   const layerNorm = (x: string, name: string): NormTrace => {
     const mean = g.reduceMean(x, [-1], true, `${name}/Mean`); // [R, D] -> [R, 1]
     const d = g.binary("Sub", x, mean, `${name}/Sub`);
@@ -170,7 +185,7 @@ export function buildDiTForward(
   const missing3 = g.reshape(inputs.missing, [T, B, P], "empty/Reshape");
   const masked = g.mul(missing3, param("empty", [T, 1, P]), "empty/Mul");
   const input = g.add(inputs.tokens, g.reshape(masked, [R, P], "empty/Flatten"), "empty/Add");
-  let h = dense(input, "patch.w", "patch.b", "patch"); // [R, P] -> [R, D]
+  let h = dense(input, "patch.w", "patch.b", "patch", "io"); // [R, P] -> [R, D]
   const pos = g.weight("pos", positionEmbedding(cfg), [T, 1, D]);
   h = g.reshape(g.add(g.reshape(h, [T, B, D], "pos/Reshape"), pos, "pos/Add"), [R, D], "pos/Flatten");
   // timestep embedding c [B, D]
@@ -257,7 +272,7 @@ export function buildDiTForward(
   const lnF = layerNorm(h, "final/ln");
   const modF = modulate(lnF.y, finalShift, finalScale, "final/mod");
   // [R, D] -> [R, p*p*C]; the bias add is named by the caller
-  const prediction = g.add(g.matMul(modF.y, param("final.w"), "final/MatMul"), param("final.b"), outputName);
+  const prediction = g.add(product(modF.y, "final.w", "final", "io"), param("final.b"), outputName);
   if (g.shapeOf(prediction)[1] !== patchOutputDim(cfg)) throw new Error("buildDiTForward: output width");
   return {
     prediction,
@@ -273,12 +288,21 @@ export const GUIDE_SCOPE = "guide/";
 
 export type Precision = "fp32" | "int8";
 
+/**
+ * The dense layers an int8 graph quantizes by default: the token-row and the conditioning layers. The
+ * patch embedding and the final layer stay fp32 (measured on the shipped model: quantizing them too gained
+ * ~2% per call and added the most error, as they touch the output directly).
+ */
+export const INT8_LAYERS: readonly DenseKind[] = ["token", "cond"];
+
 export interface ExportOptions {
   /** feature caching: "full" also outputs the skipped blocks' residual, "cached" takes it and skips them */
   cache?: "full" | "cached";
   precision?: Precision;
   /** a second network's weights (the autoguidance guide, same config) on the same inputs, in the same graph */
   guide?: Float32Array;
+  /** int8: which dense layers are quantized (default INT8_LAYERS) */
+  int8Layers?: readonly DenseKind[];
 }
 
 /**
@@ -304,9 +328,12 @@ export function quantizeColumns(
  * forwardTokens as ONNX for `batch` frames per call.
  * Inputs tokens, missing [T*B, P] and t_feat [B, freqDim] (and cache_delta_in [T*B, D] for a cached call);
  * output prediction [T*B, p*p*C] (and cache_delta for a full one; guide/... for the guide where given).
- * int8: the blocks' token-row dense layers as dynamic quantization (DynamicQuantizeLinear on the activations,
- * MatMulInteger against per-column int8 weights, then the fp32 rescale), as onnxruntime's quantize_dynamic
- * does; the embeddings, adaLN, attention products and the final layer stay fp32.
+ * int8: the dense layers of `int8Layers` (default the blocks' token-row layers, the timestep embedding and
+ * adaLN) as dynamic quantization (DynamicQuantizeLinear on the activations, one per activation however many
+ * layers read it; MatMulInteger against per-column int8 weights, then the fp32 rescale), as onnxruntime's
+ * quantize_dynamic does. ORT fuses each into its DynamicQuantizeMatMul / MatMulIntegerToFloat kernels (bias
+ * included) at graphOptimizationLevel "all"; the FLOP rules count the standard ops as built. The patch
+ * embedding, attention's batched products and the final layer stay fp32.
  */
 export function exportDiTOnnx(
   cfg: ModelConfig,
@@ -327,7 +354,9 @@ export function exportDiTOnnx(
   const R = T * B;
   const P = patchInputDim(cfg);
   const precision = opts.precision ?? "fp32";
-  const variant = `${opts.cache ?? "plain"}-${precision}${opts.guide ? "-pair" : ""}`;
+  const int8Kinds = new Set(precision === "int8" ? (opts.int8Layers ?? INT8_LAYERS) : []);
+  const layers = precision === "int8" ? `(${[...int8Kinds].sort().join("+")})` : "";
+  const variant = `${opts.cache ?? "plain"}-${precision}${layers}${opts.guide ? "-pair" : ""}`;
   const g = new GraphBuilder(`framecost-${cfg.name}-b${B}-${variant}`);
   const slots = new Map(paramSlots(cfg).map((s) => [s.name, s]));
   const inputs = {
@@ -352,13 +381,22 @@ export function exportDiTOnnx(
       const { s, data } = slice(name);
       return g.weight(name, data, shape ?? s.shape);
     };
-    const int8MatMul = (x: string, w: string, name: string) => {
+    // one DynamicQuantizeLinear per activation, shared by the layers that read it (q, k and v; the adaLN
+    // layers of every block and the final one all read the same conditioning)
+    const quantized = new Map<string, [string, string, string]>();
+    const int8MatMul = (x: string, w: string, name: string, kind: DenseKind) => {
+      if (!int8Kinds.has(kind)) return null;
       const { s, data } = slice(w);
       const [rows, cols] = s.shape;
       const { q, scale } = quantizeColumns(data, rows, cols);
-      const [xq, xScale, xZero] = g.dynamicQuantizeLinear(x, `${name}/Quantize`);
+      let xq = quantized.get(x);
+      if (!xq) {
+        xq = g.dynamicQuantizeLinear(x, `${name}/Quantize`);
+        quantized.set(x, xq);
+      }
+      const [xInt, xScale, xZero] = xq;
       const yInt = g.matMulInteger(
-        xq,
+        xInt,
         g.typedWeight(`${w}.int8`, q, [rows, cols]),
         xZero,
         `${name}/MatMulInteger`,
@@ -410,10 +448,12 @@ export interface OnnxDiTOptions {
   /** batch sizes to build and load now (default [1], what generation uses); others are built on first use */
   batches?: number[];
   load?: ModuleLoader;
-  /** fp32 (default) or int8 (dynamic quantization of the blocks' dense layers) */
+  /** fp32 (default) or int8 (dynamic quantization of the dense layers of `int8Layers`) */
   precision?: Precision;
   /** the guide's weights: calls with `pair` run model and guide in one session run */
   guide?: Float32Array;
+  /** int8: which dense layers are quantized (default INT8_LAYERS) */
+  int8Layers?: readonly DenseKind[];
 }
 
 /** How one session run is made: plain, or a feature-cache full / cached call; alone or with the guide. */
@@ -448,6 +488,7 @@ export class OnnxDiT {
   readonly threads: number;
   readonly device: OnnxDevice;
   readonly precision: Precision;
+  private readonly int8Layers?: readonly DenseKind[];
   private readonly flat: Float32Array;
   private readonly guide?: Float32Array;
   private readonly load?: ModuleLoader;
@@ -462,6 +503,7 @@ export class OnnxDiT {
     this.flat = flat;
     this.guide = opts.guide;
     this.precision = opts.precision ?? "fp32";
+    this.int8Layers = opts.int8Layers;
     this.threads = opts.threads ?? defaultOnnxThreads();
     this.device = opts.device ?? "cpu";
     this.load = opts.load;
@@ -494,6 +536,7 @@ export class OnnxDiT {
         const graph = exportDiTOnnx(this.cfg, this.flat, batch, {
           cache: call.cache,
           precision: this.precision,
+          int8Layers: this.int8Layers,
           guide: call.pair ? this.guide : undefined,
         });
         const session = await createOnnxSession(graph.bytes, {
