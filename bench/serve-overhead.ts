@@ -1,12 +1,10 @@
 /**
- * What watching costs: the same run made by runGeneration alone and by `framecost serve` (over HTTP, every
- * step's event read by a client in another process, as a browser would), alternated so both see the same
- * machine. Prints the
+ * What watching costs: the same run made by runGeneration alone and from `framecost serve`'s page in
+ * headless Chromium (every step streamed and drawn), alternated so both see the same machine. Prints the
  * median ms per NFE and the wall ms per frame of each pair and the ratio of their medians.
  *
  *   npx tsx bench/serve-overhead.ts [--pairs 5] [--steps 20] [--frames 4] [--threads 1]
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +13,8 @@ import { shippedCatalog } from "../src/cost/index.ts";
 import { quantile } from "../src/meter/meter.ts";
 import { loadNetwork, runGeneration } from "../src/run/generation.ts";
 import { startServer } from "../src/serve/server.ts";
+import { launchChromium } from "../test/helpers/browser.ts";
+import { startOnPage, waitForReady, waitForRunEnd } from "../test/helpers/serve-page.ts";
 
 const { values } = parseArgs({
   options: {
@@ -54,27 +54,19 @@ const options = {
 };
 const loaded = await loadNetwork(options);
 
-// the client is another process, as a browser is: reads the stream to its end, prints the done event
-const CLIENT = `
-const [url, body] = process.argv.slice(1);
-fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body }).then(async (r) => {
-  const blocks = (await r.text()).split("\\n\\n").filter(Boolean);
-  console.log(JSON.stringify({ events: blocks.length, done: JSON.parse(blocks.at(-1).split("\\n")[1].slice(6)) }));
-});`;
+// the client: the page itself in headless Chromium (test/helpers/browser.ts), drawing every step, on the
+// same cores as the run: what watching costs on this machine
+const browser = await launchChromium();
+const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+await page.goto(server.url);
+await waitForReady(page);
 
-/** One run through the server, read by a client process. */
-async function served(): Promise<{ msPerNfe: number; wallMs: number; events: number }> {
-  const body = JSON.stringify({ model, sampler: "ddim", steps, seed: 0, frames, gpu: "h100-sxm" });
-  const child = spawn(process.execPath, ["-e", CLIENT, `${server.url}api/runs`, body], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let text = "";
-  child.stdout.on("data", (c) => {
-    text += c;
-  });
-  await new Promise((resolve) => child.on("close", resolve));
-  const { events, done } = JSON.parse(text);
-  return { msPerNfe: done.msPerNfe, wallMs: done.wallMs, events };
+/** One run made from the page; its result as the server has it. */
+async function served(): Promise<{ msPerNfe: number; wallMs: number }> {
+  await startOnPage(page, { model, sampler: "ddim", steps, seed: 0, frames });
+  await waitForRunEnd(page);
+  const last = server.runner.list().at(-1)!.result!;
+  return { msPerNfe: last.msPerNfe!, wallMs: last.wallMs };
 }
 
 const rows: Array<{ alone: number; page: number; aloneFrame: number; pageFrame: number }> = [];
@@ -89,7 +81,7 @@ for (let i = 0; i < pairs; i++) {
     pageFrame: b.wallMs / frames,
   });
   console.log(
-    `pair ${i + 1}: ms/NFE alone ${a.nfeTiming.medianMs!.toFixed(3)}, served ${b.msPerNfe.toFixed(3)}; ms/frame alone ${(a.totals.wallMs / frames).toFixed(1)}, served ${(b.wallMs / frames).toFixed(1)} (${b.events} events)`,
+    `pair ${i + 1}: ms/NFE alone ${a.nfeTiming.medianMs!.toFixed(3)}, served ${b.msPerNfe.toFixed(3)}; ms/frame alone ${(a.totals.wallMs / frames).toFixed(1)}, served ${(b.wallMs / frames).toFixed(1)} `,
   );
 }
 const median = (xs: number[]) =>
@@ -100,6 +92,7 @@ const median = (xs: number[]) =>
 console.log(
   `median over ${pairs} pairs (ddim ${steps} steps x ${frames} frames, guided, onnx ${threads} thread(s)): served / alone = ${(median(rows.map((r) => r.page)) / median(rows.map((r) => r.alone))).toFixed(3)} per NFE, ${(median(rows.map((r) => r.pageFrame)) / median(rows.map((r) => r.aloneFrame))).toFixed(3)} per frame`,
 );
+await browser.close();
 loaded.net.dispose();
 loaded.guide?.net.dispose();
 await server.close();

@@ -98,7 +98,7 @@ describe("framecost serve in headless Chromium", () => {
       };
       const byId = (id: string) => w.document.getElementById(id);
       w.seen = { steps: [], x0: [], xt: [] };
-      // events that arrive together are drawn in one task: every text the counter took is in the records
+      // every text the counter took is in the records, however many changes one callback sees
       new w.MutationObserver((records) => {
         for (const r of records)
           for (const n of Array.from(r.addedNodes)) w.seen.steps.push(n.textContent ?? "");
@@ -113,19 +113,14 @@ describe("framecost serve in headless Chromium", () => {
       x0: string[];
       xt: string[];
     };
-    expect(seen.steps.filter((s) => s.includes(" / "))).toEqual([
-      "1 / 8",
-      "2 / 8",
-      "3 / 8",
-      "4 / 8",
-      "5 / 8",
-      "6 / 8",
-      "7 / 8",
-      "8 / 8",
-    ]);
-    // the pictures as drawn when the counter changed (at least one redraw per batch of events)
-    expect(new Set(seen.x0).size).toBeGreaterThanOrEqual(3);
-    expect(new Set(seen.xt).size).toBeGreaterThanOrEqual(3);
+    // drawn at most once per animation frame: the steps shown rise to the last one
+    const shown = seen.steps.filter((s) => s.includes(" / ")).map((s) => Number(s.split(" / ")[0]));
+    expect(shown.at(-1)).toBe(8);
+    expect(shown.every((v, i) => i === 0 || v > shown[i - 1])).toBe(true);
+    expect(seen.steps.filter((s) => s.includes(" / ")).at(-1)).toBe("8 / 8");
+    // and the pictures changed while it ran
+    expect(new Set(seen.x0).size).toBeGreaterThanOrEqual(2);
+    expect(new Set(seen.xt).size).toBeGreaterThanOrEqual(2);
 
     const c = await readCounters(page);
     const record = await pageRecord(page);

@@ -20,7 +20,7 @@ import {
   summarizeRunCost,
 } from "../cost/index.ts";
 import { writeFileAtomic } from "../media/files.ts";
-import { frameToPng, frameToRgb } from "../media/frames.ts";
+import { frameToPng, toByte } from "../media/frames.ts";
 import type { MeterSummary } from "../meter/meter.ts";
 import { type RunRecord, serializeRunRecord } from "../meter/record.ts";
 import { heldOutFrames } from "../quality/reference.ts";
@@ -135,6 +135,11 @@ export function pricedCatalog(catalog: Catalog, gpu: string, usdPerHour: number 
 
 /** How often the live counters read the meter's timings and kernels (summary() costs ~0.3 ms). */
 const SUMMARY_EVERY_MS = 100;
+/**
+ * Pictures go out at most as often as a screen shows them (and always at a frame's last step): at 2 ms a
+ * step more would never be seen, and drawing every one slowed the run's NFEs by ~30% here (2 cores).
+ */
+const IMAGE_EVERY_MS = 1000 / 60;
 
 /**
  * One frame of the run as if it ended now, for the live counters: the wall clock since the run began over
@@ -161,8 +166,12 @@ function liveFrame(
   };
 }
 
-const b64 = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+/** [H, W, 3] in [-1, 1] -> its bytes (as the PNGs have them: media/frames.ts toByte), base64. */
+function rgbBase64(frame: Float32Array): string {
+  const out = Buffer.allocUnsafe(frame.length);
+  for (let i = 0; i < frame.length; i++) out[i] = toByte(frame[i]);
+  return out.toString("base64");
+}
 
 export class Runner {
   private readonly runs = new Map<string, Run>();
@@ -325,27 +334,29 @@ export class Runner {
       let summary: MeterSummary | null = null;
       let summaryAt = 0;
       let onGpu: number | null | undefined;
+      let imagesAt = Number.NEGATIVE_INFINITY;
       const t0 = performance.now();
       const res = await runGeneration(
         {
           ...this.generationOptions(r),
           shouldStop: () => run.stop !== null,
           onProgress: (p) => {
-            // taken now (the meter moves on); sent once the next call is under way, off the timed path;
-            // timings and kernels are read at most every SUMMARY_EVERY_MS and at the end of each frame
+            // only what moves on is taken now (the clock, the meter's totals; the arrays are the sampler's
+            // own, never written again); the event is built and sent once the next call is under way, off
+            // the timed path. Timings and kernels (a summary) are read at most every SUMMARY_EVERY_MS, the
+            // pictures sent at most every IMAGE_EVERY_MS; the counters go with every step.
             const now = performance.now();
-            if (summary === null || now - summaryAt >= SUMMARY_EVERY_MS || p.step === p.steps) {
+            if (summary === null || now - summaryAt >= SUMMARY_EVERY_MS) {
               summary = p.metered();
               summaryAt = now;
               onGpu = undefined;
             }
             const m = summary;
-            const wallMs = now - t0;
-            const xt = frameToRgb(p.xt, size, size);
-            const x0 = frameToRgb(p.predX0, size, size);
-            const done = p.step === p.steps ? frameToRgb(p.sample, size, size) : null;
+            const last = p.step === p.steps;
+            const images = last || now - imagesAt >= IMAGE_EVERY_MS;
+            if (images) imagesAt = now;
             setImmediate(() => {
-              const live = liveFrame(p, m, wallMs, fps, size);
+              const live = liveFrame(p, m, now - t0, fps, size);
               const local =
                 live && r.localUsdPerHour !== null
                   ? localCost(live, { localUsdPerHour: r.localUsdPerHour })!.usdPerVideoMinute
@@ -365,10 +376,9 @@ export class Runner {
                 flops: p.totals.flops,
                 msPerNfe: m.nfeTiming.medianMs,
                 usdPerVideoMinute: { local, gpu: onGpu ?? null },
-                xt: b64(xt),
-                x0: b64(x0),
+                ...(images ? { xt: rgbBase64(p.xt), x0: rgbBase64(p.predX0) } : {}),
               });
-              if (done) sink.send("frame", { id: run.id, frame: p.frame, rgb: b64(done) });
+              if (last) sink.send("frame", { id: run.id, frame: p.frame, rgb: rgbBase64(p.sample) });
             });
           },
         },
@@ -422,7 +432,7 @@ export class Runner {
       };
       sink.send("done", {
         ...run.result,
-        frameRgb: res.frames.map((f) => b64(frameToRgb(f, size, size))),
+        frameRgb: res.frames.map(rgbBase64),
       });
     } catch (err) {
       run.status = "failed";

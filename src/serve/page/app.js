@@ -146,6 +146,38 @@ function running(on) {
 
 // ---- a run's events ----
 
+/** The latest step event and the latest one with pictures, drawn at the next animation frame. */
+const live = { step: null, images: null, raf: 0 };
+
+function drawLive() {
+  live.raf = 0;
+  const { step: d, images } = live;
+  live.step = null;
+  live.images = null;
+  if (images) {
+    draw($("xt"), rgbBytes(images.xt), current.size);
+    draw($("x0"), rgbBytes(images.x0), current.size);
+    $("t-now").textContent = String(images.t);
+  }
+  if (!d) return;
+  $("counters").className = "live";
+  counter("c-step", `${d.step} / ${d.steps}`, d.step);
+  counter("c-frame", `${d.frame + 1} / ${d.frames}`, d.frame + 1);
+  counter("c-nfe", `${d.nfe} / ${d.nfeTotal}`, d.nfe);
+  counter("c-flops", gflop(d.flops), d.flops);
+  counter("c-ms", ms(d.msPerNfe), d.msPerNfe);
+  counter("c-usd-local", usd(d.usdPerVideoMinute.local), d.usdPerVideoMinute.local);
+  counter("c-usd-gpu", usd(d.usdPerVideoMinute.gpu), d.usdPerVideoMinute.gpu);
+  $("counters-note").textContent = "live: the run so far, as if it ended now";
+}
+
+/** Draws what is waiting now (before a run's end replaces the counters). */
+function flushLive() {
+  if (!live.raf) return;
+  cancelAnimationFrame(live.raf);
+  drawLive();
+}
+
 const handlers = {
   queued(d) {
     current.id = d.id;
@@ -156,18 +188,10 @@ const handlers = {
     status(`running on ${d.backend}: ${current.request.sampler} ${d.steps} steps, ${d.frames} frame(s)`);
   },
   step(d) {
-    draw($("xt"), rgbBytes(d.xt), current.size);
-    draw($("x0"), rgbBytes(d.x0), current.size);
-    $("t-now").textContent = String(d.t);
-    $("counters").className = "live";
-    counter("c-step", `${d.step} / ${d.steps}`, d.step);
-    counter("c-frame", `${d.frame + 1} / ${d.frames}`, d.frame + 1);
-    counter("c-nfe", `${d.nfe} / ${d.nfeTotal}`, d.nfe);
-    counter("c-flops", gflop(d.flops), d.flops);
-    counter("c-ms", ms(d.msPerNfe), d.msPerNfe);
-    counter("c-usd-local", usd(d.usdPerVideoMinute.local), d.usdPerVideoMinute.local);
-    counter("c-usd-gpu", usd(d.usdPerVideoMinute.gpu), d.usdPerVideoMinute.gpu);
-    $("counters-note").textContent = "live: the run so far, as if it ended now";
+    // a step can take 2 ms and a screen shows 60 pictures a second: keep the latest, draw once per frame
+    live.step = d;
+    if (d.xt) live.images = d;
+    live.raf ||= requestAnimationFrame(drawLive);
   },
   frame(d) {
     const bytes = rgbBytes(d.rgb);
@@ -178,6 +202,7 @@ const handlers = {
     playClip(current.frames.filter(Boolean), current.size);
   },
   done(d) {
+    flushLive();
     $("counters").className = "final";
     counter("c-step", `${d.steps} in all`, d.steps);
     counter("c-frame", `${d.frames} / ${d.request.frames}`, d.frames);
@@ -209,6 +234,7 @@ const handlers = {
     status("stopped before it started");
   },
   failed(d) {
+    flushLive();
     status(`failed: ${d.message}`, true);
   },
 };
