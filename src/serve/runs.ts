@@ -181,7 +181,7 @@ export class Runner {
   private network: { key: string; loaded: LoadedNetwork } | null = null;
   /** the backend the first run chose (and its calibration): every later run uses it */
   private backend: LoadedNetwork["backend"] | null = null;
-  private reference: number | null = null;
+  private readonly reference = new Map<number, number>();
   private closed = false;
 
   constructor(private readonly o: RunnerOptions) {}
@@ -294,12 +294,17 @@ export class Runner {
     };
   }
 
+  /** The figure over held-out real first frames of this size (computed once per size). */
   private realCompactness(size: number): number {
-    this.reference ??= shapeFigures(heldOutFrames(REFERENCE_FIRST_FRAMES, 1, size), {
-      height: size,
-      width: size,
-    }).compactness;
-    return this.reference;
+    let c = this.reference.get(size);
+    if (c === undefined) {
+      c = shapeFigures(heldOutFrames(REFERENCE_FIRST_FRAMES, 1, size), {
+        height: size,
+        width: size,
+      }).compactness;
+      this.reference.set(size, c);
+    }
+    return c;
   }
 
   /** quality/shapes.ts's figures of the first frame (null when none was finished). */
