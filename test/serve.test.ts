@@ -454,6 +454,15 @@ describe("framecost serve: the command", () => {
     expect(r.stderr.trim()).toBe('framecost: --port must be an integer between 0 and 65535, got "abc"');
   });
 
+  it("a --host that does not resolve exits 2 with one line saying how to fix it", async () => {
+    const r = await finish(cli(["--port", "0", "--models", models, "--host", "no.such.host.invalid"]));
+    expect(r.code).toBe(2);
+    // ENOTFOUND where a resolver answers, EAI_AGAIN where none can be reached
+    expect(r.stderr.trim()).toMatch(
+      /^framecost: --host no\.such\.host\.invalid is not an address of this machine \((ENOTFOUND|EAI_AGAIN)\); pass an IP address such as 127\.0\.0\.1 or a name that resolves here$/,
+    );
+  });
+
   it("prints where it listens (127.0.0.1 unless told), serves the page, and Ctrl-C stops it with exit 0", async () => {
     const p = cli(["--port", "0", "--models", models, "--out", join(root, "cli-out"), "--backend", "onnx"]);
     const result = finish(p);

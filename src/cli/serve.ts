@@ -48,6 +48,10 @@ export async function serveCommand(o: Opts): Promise<number> {
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTFOUND" || code === "EAI_AGAIN")
+      throw new UserError(
+        `--host ${o.host} is not an address of this machine (${code}); pass an IP address such as 127.0.0.1 or a name that resolves here`,
+      );
     if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL")
       throw new UserError(
         `--host ${o.host} --port ${o.port} cannot be listened on (${code}); pass another --port (0 = any free one) or --host`,
