@@ -4,14 +4,13 @@
  * catalog, the published factors, the cost assumptions and the path's levers,
  * in process and as `gpus --json`, `cost --json` and `path --json` print them.
  */
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { getGpu, shippedCatalog } from "../src/cost/catalog.ts";
 import { modelNames, modelShape } from "../src/cost/models.ts";
 import { buildPath } from "../src/cost/path.ts";
 import * as published from "../src/cost/published.ts";
 import { evaluateScenario } from "../src/cost/scenarios.ts";
+import { cli } from "./helpers/outputs.ts";
 
 /** A developer's file instead of the original: the shared notes, or any absolute filesystem path. */
 function localPathIn(text: string): string | null {
@@ -161,20 +160,7 @@ describe("printed sources cite the original, never a developer path", () => {
   });
 
   it("gpus --json, cost --json, path --json as the CLI prints them", async () => {
-    const TSX = join(process.cwd(), "node_modules", ".bin", "tsx");
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const p = spawn(TSX, ["src/cli/main.ts", ...args], { env: { ...process.env, FRAMECOST_DEBUG: "" } });
-        let stdout = "";
-        let stderr = "";
-        p.stdout.on("data", (d) => {
-          stdout += d;
-        });
-        p.stderr.on("data", (d) => {
-          stderr += d;
-        });
-        p.on("close", (code) => resolve({ code, stdout, stderr }));
-      });
+    const run = (args: string[]) => cli(args);
     const commands = [
       ["gpus", "--json"],
       ["cost", "--model", "hunyuanvideo", "--frames", "130", "--gpus", "4", "--json"],

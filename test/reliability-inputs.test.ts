@@ -9,7 +9,6 @@
  * The commands run in this process (spawning the CLI per case would take
  * minutes); a sample runs end to end through the real CLI.
  */
-import { spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -29,30 +28,13 @@ import { saveWeights, setGuidanceDefaults } from "../src/model/io.ts";
 import { initParams } from "../src/model/params.ts";
 import { Rng } from "../src/util/rng.ts";
 import { type CliResult, commandFiles, type Register, runCli } from "./helpers/cli-inprocess.ts";
-import { saveMicroModel } from "./helpers/outputs.ts";
+import { cli, saveMicroModel } from "./helpers/outputs.ts";
 
 const ROOT = process.cwd();
 const R = (...p: string[]) => resolve(ROOT, ...p);
 const tmp = mkdtempSync(join(tmpdir(), "framecost-inputs-"));
-const TSX = join(ROOT, "node_modules", ".bin", "tsx");
 
-function spawnCli(args: string[]) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-    const p = spawn(TSX, [R("src/cli/main.ts"), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, FRAMECOST_DEBUG: "" },
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
+const spawnCli = (args: string[]) => cli(args);
 
 function walk(dir: string): string[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];

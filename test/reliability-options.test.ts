@@ -11,7 +11,6 @@
  * program, the real work of each command stubbed: reaching it means the
  * options were accepted); a sample per command runs the real CLI end to end.
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -27,7 +26,7 @@ import {
   declaredOptions,
   runCli,
 } from "./helpers/cli-inprocess.ts";
-import { saveMicroModel } from "./helpers/outputs.ts";
+import { cli, saveMicroModel } from "./helpers/outputs.ts";
 
 // ---- the real work of each command, stubbed: getting there means the options were accepted ----
 const hooks = vi.hoisted(() => {
@@ -513,23 +512,7 @@ describe("a sample per command, end to end through the real CLI", () => {
   }
 
   it("each command refuses a bad value with exit 2 and one line on stderr", async () => {
-    const TSX = join(ROOT, "node_modules", ".bin", "tsx");
-    const spawnCli = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-        const p = spawn(TSX, [join(ROOT, "src/cli/main.ts"), ...args], {
-          cwd: ROOT,
-          env: { ...process.env, FRAMECOST_DEBUG: "" },
-        });
-        let stdout = "";
-        let stderr = "";
-        p.stdout.on("data", (d) => {
-          stdout += d;
-        });
-        p.stderr.on("data", (d) => {
-          stderr += d;
-        });
-        p.on("close", (code) => done({ code, stdout, stderr }));
-      });
+    const spawnCli = (args: string[]) => cli(args);
     const commands = [...new Set(options.map((o) => o.command))];
     const cases = commands.flatMap((c) => {
       const s = sample(c);

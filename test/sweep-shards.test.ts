@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +14,7 @@ import { UserError } from "../src/util/errors.ts";
 import { Rng } from "../src/util/rng.ts";
 import { framecostVersion } from "../src/util/version.ts";
 import { parseCommandLine } from "./helpers/cli.ts";
+import { cli } from "./helpers/outputs.ts";
 
 const root = mkdtempSync(join(tmpdir(), "framecost-shards-"));
 const model = join(root, "micro");
@@ -29,22 +29,7 @@ beforeAll(() => {
 });
 
 /** The CLI as a user runs it, in a process of its own. */
-function framecost(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-      env: { ...process.env, FRAMECOST_DEBUG: "" },
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const framecost = (args: string[]) => cli(args);
 
 // 3 samplers x 2 steps, 1 clip of 2 frames on the micro preset: seconds per cell
 const GRID = ["--samplers", "ddim,euler,heun", "--steps", "1,3", "--frames", "2", "--clips", "1"];

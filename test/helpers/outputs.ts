@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { parseRunRecord, type RunRecord } from "../../src/meter/record.ts";
 import { PRESETS } from "../../src/model/config.ts";
@@ -94,6 +95,8 @@ export async function checkOutFolder(out: string, code: number | null): Promise<
   return { frames: frames.length, record, videos };
 }
 
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+
 export interface CliRun {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -111,6 +114,10 @@ export function start(
 ): { child: ChildProcess; done: Promise<CliRun> } {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    // the repository, wherever the test has moved its own working folder
+    cwd: REPO,
+    // a user's run: no stack traces even where the developer's shell has FRAMECOST_DEBUG set
+    env: { ...process.env, FRAMECOST_DEBUG: "" },
   });
   const done = new Promise<CliRun>((resolve) => {
     let stdout = "";
