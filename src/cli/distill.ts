@@ -1,10 +1,11 @@
 /** `framecost distill`: few-step students of a model folder by progressive (and guidance) distillation. */
 import type { Command } from "commander";
 import { z } from "zod";
-import { DEFAULT_TRAIN } from "../diffusion/trainer.ts";
+import { DEFAULT_TRAIN, type TrainProgress } from "../diffusion/trainer.ts";
 import { distill } from "../run/distill.ts";
 import { GENERATE_DEFAULTS } from "./generate.ts";
 import { backendOpt, choiceOpt, intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
+import { trainProgressPrinter } from "./train.ts";
 
 const schema = z.object({
   teacher: pathOpt({ mustExist: "dir" }),
@@ -34,11 +35,6 @@ const FOLDERS = {
   progressive: { out: "models/tiny-{steps}step", checkpointDir: "checkpoints/distill" },
   guidanceOnly: { out: "models/tiny-guidance-distilled", checkpointDir: "checkpoints/distill-guidance" },
 };
-
-function fmtMin(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-}
 
 export function register(program: Command): void {
   program
@@ -93,7 +89,11 @@ export function register(program: Command): void {
       const folders = o.guidanceOnly ? FOLDERS.guidanceOnly : FOLDERS.progressive;
       const rounds = o.guidanceOnly ? 1 : roundSteps(o.teacherSteps, o.steps).length;
       const tty = process.stderr.isTTY;
-      let lastPrint = 0;
+      // p.steps: the round's student steps (0: guidance distillation)
+      const progress = trainProgressPrinter<TrainProgress & { steps: number }>(
+        (p) => `distill ${p.steps === 0 ? "guidance" : `${p.steps}-step`}`,
+        5,
+      );
       let stop = false;
       process.once("SIGINT", () => {
         stop = true;
@@ -124,20 +124,7 @@ export function register(program: Command): void {
           process.stderr.write(
             `distill: round ${r.index + 1}/${r.rounds}, ${r.steps === 0 ? "guided -> one call per step" : `${r.teacherSteps} -> ${r.steps} steps`}, from step ${r.fromStep}, on ${r.backend}\n`,
           ),
-        onProgress: (p) => {
-          const now = performance.now();
-          if (now - lastPrint < (tty ? 250 : 15_000)) return;
-          lastPrint = now;
-          const budget = p.budgetMs
-            ? `/${fmtMin(p.budgetMs)}`
-            : p.totalSteps
-              ? ` (${p.step}/${p.totalSteps})`
-              : "";
-          const frac = p.budgetMs ? p.elapsedMs / p.budgetMs : p.totalSteps ? p.step / p.totalSteps : 0;
-          const bar = "#".repeat(Math.round(Math.min(1, frac) * 20)).padEnd(20, ".");
-          const line = `distill ${p.steps === 0 ? "guidance" : `${p.steps}-step`} [${bar}] ${fmtMin(p.elapsedMs)}${budget} step ${p.step} loss ${p.lossEma.toFixed(5)} lr ${p.lr.toExponential(2)} ${p.stepsPerSec.toFixed(2)} steps/s`;
-          process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-        },
+        onProgress: progress,
         onRoundEnd: (r) =>
           process.stderr.write(
             `${tty ? "\n" : ""}distill: ${r.steps === 0 ? "guidance-distilled" : `${r.steps}-step`} student after ${r.trainSteps} steps in ${r.minutes} min${r.outDir ? `; wrote ${r.outDir}` : ""}\n`,

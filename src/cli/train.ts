@@ -1,7 +1,7 @@
 /** `framecost train`: train a preset on the synthetic clips, with progress, checkpoints and resume. */
 import type { Command } from "commander";
 import { z } from "zod";
-import { DEFAULT_TRAIN, train } from "../diffusion/trainer.ts";
+import { DEFAULT_TRAIN, type TrainProgress, train } from "../diffusion/trainer.ts";
 import { type ModelConfig, PRESETS, presetNames } from "../model/config.ts";
 import { UserError } from "../util/errors.ts";
 import { backendOpt, intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
@@ -25,9 +25,31 @@ const schema = z.object({
   selfCond: z.boolean().default(false),
 });
 
-function fmtMin(ms: number): string {
+export function fmtMin(ms: number): string {
   const s = Math.round(ms / 1000);
   return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+/**
+ * A training loop's progress line on stderr (train, distill): redrawn in place on a terminal every 250 ms,
+ * a line every 15 s in a log. `name` labels the line; `lossDigits` the loss's decimals.
+ */
+export function trainProgressPrinter<P extends TrainProgress>(
+  name: (p: P) => string,
+  lossDigits: number,
+): (p: P) => void {
+  const tty = process.stderr.isTTY;
+  let lastPrint = 0;
+  return (p) => {
+    const now = performance.now();
+    if (now - lastPrint < (tty ? 250 : 15_000)) return;
+    lastPrint = now;
+    const budget = p.budgetMs ? `/${fmtMin(p.budgetMs)}` : p.totalSteps ? ` (${p.step}/${p.totalSteps})` : "";
+    const frac = p.budgetMs ? p.elapsedMs / p.budgetMs : p.totalSteps ? p.step / p.totalSteps : 0;
+    const bar = "#".repeat(Math.round(Math.min(1, frac) * 20)).padEnd(20, ".");
+    const line = `${name(p)} [${bar}] ${fmtMin(p.elapsedMs)}${budget} step ${p.step} loss ${p.lossEma.toFixed(lossDigits)} lr ${p.lr.toExponential(2)} ${p.stepsPerSec.toFixed(2)} steps/s`;
+    process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+  };
 }
 
 export function register(program: Command): void {
@@ -80,8 +102,6 @@ export function register(program: Command): void {
         throw new UserError(
           `--snr-floor ${o.snrFloor} needs a larger --min-snr-gamma (got ${o.minSnrGamma}): the weights clamp SNR to [floor, gamma]`,
         );
-      const tty = process.stderr.isTTY;
-      let lastPrint = 0;
       let stop = false;
       process.once("SIGINT", () => {
         stop = true;
@@ -111,20 +131,7 @@ export function register(program: Command): void {
           process.stderr.write(
             `train: ${config.name} from step ${info.step}, ${info.workers} worker${info.workers > 1 ? "s" : ""} on ${info.backend}\n`,
           ),
-        onProgress: (p) => {
-          const now = performance.now();
-          if (now - lastPrint < (tty ? 250 : 15_000)) return;
-          lastPrint = now;
-          const budget = p.budgetMs
-            ? `/${fmtMin(p.budgetMs)}`
-            : p.totalSteps
-              ? ` (${p.step}/${p.totalSteps})`
-              : "";
-          const frac = p.budgetMs ? p.elapsedMs / p.budgetMs : p.totalSteps ? p.step / p.totalSteps : 0;
-          const bar = "#".repeat(Math.round(frac * 20)).padEnd(20, ".");
-          const line = `train [${bar}] ${fmtMin(p.elapsedMs)}${budget} step ${p.step} loss ${p.lossEma.toFixed(4)} lr ${p.lr.toExponential(2)} ${p.stepsPerSec.toFixed(2)} steps/s`;
-          process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-        },
+        onProgress: trainProgressPrinter(() => "train", 4),
       });
       process.stderr.write(
         `\ntrained ${result.steps} steps in ${fmtMin(result.elapsedMs)}; EMA weights in ${o.out}\n`,
