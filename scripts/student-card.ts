@@ -157,7 +157,10 @@ for (const p of pick) {
   sheet.push(...f);
   labels.push(
     ...f.map((_, i) =>
-      i === 0 ? `${p.replace("teacher, ", "T ").replace("-step student, ddim", "-step")}` : "",
+      // short enough to fit under one 128-pixel frame
+      i === 0
+        ? `${p.replace("teacher, ", "T ").replace("-step student, ddim", "-step").replace("guidance-distilled,", "GD")}`
+        : "",
     ),
   );
 }
