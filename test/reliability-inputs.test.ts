@@ -92,16 +92,8 @@ const MODEL_JSON_FAULTS: Fault[] = [
 ];
 
 const WEIGHTS_FAULTS: Fault[] = [
-  { name: "missing", apply: (p) => rmSync(p, { force: true }) },
-  {
-    name: "a folder in its place",
-    apply: (p) => {
-      rmSync(p, { force: true });
-      mkdirSync(p);
-    },
-  },
-  { name: "empty", apply: (p) => writeFileSync(p, "") },
-  { name: "cut in half", apply: (p, good) => writeFileSync(p, good.subarray(0, good.length >> 1)) },
+  // missing, a folder in its place, empty, cut in half: as for any file
+  ...FILE_FAULTS.slice(0, 4),
   {
     name: "one byte too many",
     apply: (p, good) => writeFileSync(p, Buffer.concat([good, Buffer.from([0])])),
