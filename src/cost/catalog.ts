@@ -246,10 +246,11 @@ export function chosenPrice(gpu: Gpu, overrideUsdPerHour?: number): ChosenPrice 
 /** Like chosenPrice, but a GPU without a price is a UserError that says how to give one. */
 export function requirePrice(gpu: Gpu, overrideUsdPerHour?: number): ChosenPrice {
   const p = chosenPrice(gpu, overrideUsdPerHour);
-  if (!p) {
-    throw new UserError(
-      `no rental price on record for ${gpu.id}; pass --price USD_PER_HOUR or add prices with --catalog FILE`,
-    );
-  }
+  if (!p) throw new UserError(missingPriceReason(gpu));
   return p;
+}
+
+/** Why a GPU has no USD figures, and how to give it a price. */
+export function missingPriceReason(gpu: Gpu): string {
+  return `no rental price on record for ${gpu.id}; pass --price USD_PER_HOUR or add prices with --catalog FILE`;
 }

@@ -18,7 +18,14 @@ import {
   parallelModel,
   speedup,
 } from "./calibration.ts";
-import { type Catalog, type ChosenPrice, chosenPrice, type Gpu, requirePrice } from "./catalog.ts";
+import {
+  type Catalog,
+  type ChosenPrice,
+  chosenPrice,
+  type Gpu,
+  missingPriceReason,
+  requirePrice,
+} from "./catalog.ts";
 import {
   type Clip,
   callsPerStep,
@@ -172,11 +179,6 @@ export function evaluateScenario(o: ScenarioOptions): Scenario {
  */
 export function evaluateScenarioOrUnpriced(o: ScenarioOptions): Scenario | UnpricedScenario {
   return compute(o, chosenPrice(o.gpu, o.priceUsdPerHour));
-}
-
-/** Why a GPU has no USD figures, and how to give it a price. */
-export function missingPriceReason(gpu: Gpu): string {
-  return `no rental price on record for ${gpu.id}; pass --price USD_PER_HOUR or add prices with --catalog FILE`;
 }
 
 function compute(o: ScenarioOptions, price: ChosenPrice | null): Scenario | UnpricedScenario {
