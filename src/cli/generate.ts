@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { z } from "zod";
+import type { Catalog } from "../cost/catalog.ts";
 import { samplerNames } from "../diffusion/samplers/index.ts";
 import { findFfmpeg } from "../media/ffmpeg.ts";
 import { ensureWritableDir, lockDir, writeFileAtomic } from "../media/files.ts";
@@ -161,10 +162,14 @@ export async function generateCommand(opts: Opts): Promise<number> {
     preset: o.preset,
     cacheInterval: o.cacheInterval,
   });
-  // a GPU the catalog lacks fails now, not after the frames are made (the cost stage loads late: see below)
-  const { getGpu, loadCatalog } = await import("../cost/catalog.ts");
-  const catalog = loadCatalog(o.catalog);
-  for (const id of o.gpus ?? []) getGpu(catalog, id, "--gpus");
+  // a bad --catalog or a GPU it lacks fails now, not after the frames are made; only the catalog loads here,
+  // the rest of the cost stage late (see generateInto)
+  let catalog: Catalog | undefined;
+  if (o.catalog !== undefined || o.gpus !== undefined) {
+    const { getGpu, loadCatalog } = await import("../cost/catalog.ts");
+    catalog = loadCatalog(o.catalog);
+    for (const id of o.gpus ?? []) getGpu(catalog, id, "--gpus");
+  }
   ensureWritableDir(o.out, "--out");
   // one run per folder: a second generate (or sweep) into it is refused while this one writes
   const lock = lockDir(o.out, "generate", "--out");
@@ -174,7 +179,7 @@ export async function generateCommand(opts: Opts): Promise<number> {
     process.stderr.write(`\ninterrupted (${signal}): stopping within a step, writing what is done...\n`);
   });
   try {
-    return await generateInto(o, stop, abort.signal);
+    return await generateInto(o, catalog, stop, abort.signal);
   } finally {
     stop.dispose();
     lock.release();
@@ -183,10 +188,14 @@ export async function generateCommand(opts: Opts): Promise<number> {
 
 type Resolved = Opts & { sampler: string; steps: number };
 
-async function generateInto(o: Resolved, stop: StopSignals, abort: AbortSignal): Promise<number> {
+async function generateInto(
+  o: Resolved,
+  catalog: Catalog | undefined,
+  stop: StopSignals,
+  abort: AbortSignal,
+): Promise<number> {
   // The cost stage, sharp and fluent-ffmpeg load after the frames are made (dynamic imports below): kept out
   // of the generation phase they would add ~45 MB to its peak resident memory, which the record reports.
-  const catalog = o.catalog ? (await import("../cost/index.ts")).loadCatalog(o.catalog) : undefined;
   const ffmpeg = await findFfmpeg({ explicitPath: o.ffmpeg });
   const progress = progressReporter(o.json);
   let result: Awaited<ReturnType<typeof runGeneration>>;
