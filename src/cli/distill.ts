@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_TRAIN, type TrainProgress } from "../diffusion/trainer.ts";
 import { distill } from "../run/distill.ts";
-import { GENERATE_DEFAULTS } from "./generate.ts";
+import { DEFAULT_SAMPLING } from "../run/generation.ts";
 import { backendOpt, choiceOpt, intOpt, numberOpt, parseOptions, pathOpt, stringOpt } from "./options.ts";
 import { trainProgressPrinter } from "./train.ts";
 
@@ -59,7 +59,7 @@ export function register(program: Command): void {
     )
     .option(
       "--guidance-only",
-      `distil the guidance alone (Meng et al. 2023, stage one): the student learns the guided prediction at every timestep and samples like the teacher (${GENERATE_DEFAULTS.sampler} ${GENERATE_DEFAULTS.steps}) at one call per step; --teacher-steps and --steps do not apply`,
+      `distil the guidance alone (Meng et al. 2023, stage one): the student learns the guided prediction at every timestep and samples like the teacher (${DEFAULT_SAMPLING.sampler} ${DEFAULT_SAMPLING.steps}) at one call per step; --teacher-steps and --steps do not apply`,
     )
     .option(
       "--out <dir>",
@@ -104,7 +104,7 @@ export function register(program: Command): void {
         teacherSteps: o.teacherSteps,
         steps: o.steps,
         guidance: o.guidance,
-        guidanceOnly: o.guidanceOnly ? { sampling: GENERATE_DEFAULTS } : undefined,
+        guidanceOnly: o.guidanceOnly ? { sampling: DEFAULT_SAMPLING } : undefined,
         out: o.out ?? folders.out,
         checkpointDir: o.checkpointDir ?? folders.checkpointDir,
         roundMinutes: o.roundMinutes ?? (o.minutes ? o.minutes / rounds : undefined),

@@ -145,15 +145,12 @@ function progressReporter(json: boolean) {
   };
 }
 
-/** Used where neither the command line nor the model folder names a sampler or steps. */
-export const GENERATE_DEFAULTS = DEFAULT_SAMPLING;
-
 export async function generateCommand(opts: Opts): Promise<number> {
   const folder = readSamplingDefaults(opts.model);
   const o: Resolved = {
     ...opts,
-    sampler: opts.sampler ?? folder?.sampler ?? GENERATE_DEFAULTS.sampler,
-    steps: opts.steps ?? folder?.steps ?? GENERATE_DEFAULTS.steps,
+    sampler: opts.sampler ?? folder?.sampler ?? DEFAULT_SAMPLING.sampler,
+    steps: opts.steps ?? folder?.steps ?? DEFAULT_SAMPLING.steps,
   };
   checkGenerationOptions({
     sampler: o.sampler,
@@ -311,11 +308,11 @@ export function register(program: Command): void {
     )
     .option(
       "--steps <n>",
-      `sampler steps per frame (default: the model folder's, e.g. a distilled student's; else ${GENERATE_DEFAULTS.steps})`,
+      `sampler steps per frame (default: the model folder's, e.g. a distilled student's; else ${DEFAULT_SAMPLING.steps})`,
     )
     .option(
       "--sampler <name>",
-      `sampler (${samplerNames().join(", ")}); ddpm, the stochastic one, gives the shipped model its cleanest shapes (default: the model folder's; else ${GENERATE_DEFAULTS.sampler})`,
+      `sampler (${samplerNames().join(", ")}); ddpm, the stochastic one, gives the shipped model its cleanest shapes (default: the model folder's; else ${DEFAULT_SAMPLING.sampler})`,
     )
     .option("--frames <n>", "frames to generate, each conditioned on the ones before", "16")
     .option("--fps <n>", "frames per second of the video (a video minute = fps x 60 frames)", "24")
