@@ -170,6 +170,19 @@ function cli(args: string[]) {
 }
 
 describe("distill rounds", () => {
+  /** what every micro run here trains with: a few steps of batch 4 on both workers */
+  const MICRO_TRAINING = {
+    batch: 4,
+    workers: 2,
+    lr: 1e-3,
+    warmupSteps: 2,
+    emaDecay: 0.9,
+    seed: 0,
+    backend: "onnx",
+    batchOptions: { ...DEFAULT_BATCH_OPTIONS, snrFloor: 1 },
+    dtype: "bfloat16" as const,
+  };
+
   it("runs a guided micro round, stops at a checkpoint, resumes it, then runs the next round from its student", async () => {
     const ckpt = join(root, "ckpt");
     const out = join(root, "micro-{steps}step");
@@ -179,15 +192,7 @@ describe("distill rounds", () => {
       out,
       checkpointDir: ckpt,
       roundSteps: 6,
-      batch: 4,
-      workers: 2,
-      lr: 1e-3,
-      warmupSteps: 2,
-      emaDecay: 0.9,
-      seed: 0,
-      backend: "onnx",
-      batchOptions: { ...DEFAULT_BATCH_OPTIONS, snrFloor: 1 },
-      dtype: "bfloat16" as const,
+      ...MICRO_TRAINING,
     };
     let progress = 0;
     const starts: Array<[number, number]> = [];
@@ -273,15 +278,7 @@ describe("distill rounds", () => {
       out,
       checkpointDir: join(root, "ckpt-guided"),
       roundSteps: 3,
-      batch: 4,
-      workers: 2,
-      lr: 1e-3,
-      warmupSteps: 2,
-      emaDecay: 0.9,
-      seed: 0,
-      backend: "onnx",
-      batchOptions: { ...DEFAULT_BATCH_OPTIONS, snrFloor: 1 },
-      dtype: "bfloat16",
+      ...MICRO_TRAINING,
     });
     expect(r.rounds.map((x) => [x.teacherSteps, x.steps, x.trainSteps, x.guidance, x.outDir])).toEqual([
       [0, 0, 3, { weight: 2, fromT: 800 }, out],
@@ -296,16 +293,8 @@ describe("distill rounds", () => {
     // an unguided teacher has no guidance to distil
     await expect(
       distill({
-        ...{ teacherDir: join(root, "weaker"), teacherSteps: 4, steps: 1, out, roundSteps: 1, batch: 4 },
-        ...{
-          checkpointDir: join(root, "ckpt-x"),
-          workers: 1,
-          lr: 1e-3,
-          warmupSteps: 1,
-          emaDecay: 0.9,
-          seed: 0,
-        },
-        ...{ backend: "onnx", batchOptions: DEFAULT_BATCH_OPTIONS, dtype: "bfloat16" },
+        ...{ teacherDir: join(root, "weaker"), teacherSteps: 4, steps: 1, out, roundSteps: 1 },
+        ...{ checkpointDir: join(root, "ckpt-x"), ...MICRO_TRAINING },
         guidanceOnly: { sampling: { sampler: "ddpm", steps: 20 } },
       }),
     ).rejects.toThrow(/--guidance-only distils a guided teacher, and .*weaker is unguided here/);
